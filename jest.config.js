@@ -1,0 +1,15 @@
+// Jest runs in ESM mode (NODE_OPTIONS=--experimental-vm-modules, see package.json):
+// Nest 12 is ESM-only. Every test file starts its own etcd through harness/, so files
+// may run in parallel without seeing each other's keys, leases or /metrics counters.
+/** @type {import('jest').Config} */
+export default {
+  testEnvironment: 'node',
+  extensionsToTreatAsEsm: ['.ts'],
+  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  transform: {
+    '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json' }],
+  },
+  testMatch: ['<rootDir>/test/**/*.spec.ts'],
+  testTimeout: 60_000,
+  maxWorkers: 2,
+};

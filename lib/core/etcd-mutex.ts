@@ -1,0 +1,238 @@
+import {
+  CompareResult,
+  CompareTarget,
+  SortOrder,
+  SortTarget,
+  isRecoverableError,
+  type Etcd3,
+  type IKeyValue,
+  type IRequestOp,
+  type ITxnResponse,
+} from 'etcd3';
+import { prefixEnd } from './lock-key.js';
+
+/** Thrown by {@link EtcdMutex.waitForTurn} when our queue key vanished while we waited. */
+export class QueueKeyGoneError extends Error {}
+
+/**
+ * One attempt at one lock: a queue key `<queue prefix><lease hex>-<nonce>` under the lock's
+ * prefix. The key with the lowest create revision holds the lock; that revision is the
+ * fencing token. The key name is fixed before the first request, so a transaction retried
+ * after an unknown outcome finds its own key instead of queueing twice.
+ */
+export class EtcdMutex {
+  /** Create revision of our key once known: our place in the queue and the fencing token. */
+  revision: bigint | undefined;
+  /** etcd revision at which we last saw the queue; watches start right after it. */
+  seenAt = 0n;
+
+  private readonly prefix: Buffer;
+  private readonly prefixEnd: Buffer;
+  private readonly key: Buffer;
+
+  constructor(
+    private readonly client: Etcd3,
+    queuePrefix: string,
+    readonly etcdKey: string,
+    private readonly leaseId: string,
+    private readonly value: string,
+  ) {
+    this.prefix = Buffer.from(queuePrefix);
+    this.prefixEnd = prefixEnd(this.prefix);
+    this.key = Buffer.from(etcdKey);
+  }
+
+  /**
+   * Puts our key and learns our place in ONE transaction; true when we hold the lock.
+   * With `onlyIfFree` the key is put only if the queue is empty, so a busy lock costs one
+   * request and leaves nothing behind. Shared by acquire and tryAcquire.
+   */
+  async tryAcquire(onlyIfFree: boolean): Promise<boolean> {
+    const res = await this.client.kv.txn({
+      compare: [
+        onlyIfFree
+          ? // nobody holds or waits: the whole queue range is empty
+            { key: this.prefix, range_end: this.prefixEnd, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: 0 }
+          : // our key is not there yet (a retry of this transaction would find it)
+            { key: this.key, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: 0 },
+      ],
+      success: [
+        // put self in the queue, on the session's lease: it goes when the session goes
+        { request_put: { key: this.key, value: Buffer.from(this.value), lease: this.leaseId } },
+        // the two newest keys: ours and, if any, the one right before it (who we would wait for)
+        this.queueRange(SortOrder.Descend, 2),
+      ],
+      failure: [
+        // our key from an earlier try of this same transaction, if it went through
+        { request_range: { key: this.key } },
+        // the holder
+        this.queueRange(SortOrder.Ascend, 1),
+      ],
+    });
+    this.seenAt = BigInt(res.header.revision);
+    if (res.succeeded) {
+      this.revision = this.seenAt;
+      return rangeAt(res, 1).length === 1; // no key older than ours
+    }
+    const own = rangeAt(res, 0)[0];
+    if (!own) return false; // onlyIfFree and busy: nothing was written
+    this.revision = BigInt(own.create_revision);
+    return rangeAt(res, 1)[0]?.key.equals(this.key) ?? false;
+  }
+
+  /**
+   * Waits until our key is the oldest in the queue, watching only the key right before it:
+   * one release wakes one waiter. After every wake-up, one read confirms our key still
+   * exists with its revision and finds whether an older key remains (the predecessor may
+   * have left the queue without the lock ever being released).
+   * Rejects with `signal.reason` when aborted, QueueKeyGoneError when our key vanished.
+   */
+  async waitForTurn(signal: AbortSignal): Promise<void> {
+    for (;;) {
+      signal.throwIfAborted();
+      const res = await this.readUntilAnswered(signal, {
+        compare: [],
+        success: [
+          // our key: still there, still the same one?
+          { request_range: { key: this.key } },
+          // the newest key created before ours: our predecessor, if any
+          this.queueRange(SortOrder.Descend, 1, this.revision! - 1n),
+        ],
+        failure: [],
+      });
+      const own = rangeAt(res, 0)[0];
+      if (!own || BigInt(own.create_revision) !== this.revision) throw new QueueKeyGoneError();
+      const predecessor = rangeAt(res, 1)[0];
+      if (!predecessor) return; // nobody before us: the lock is ours
+      await this.deleted(predecessor.key, BigInt(res.header.revision) + 1n, signal);
+    }
+  }
+
+  /**
+   * Calls `onGone` once if our key is deleted while we hold the lock (by anyone: an admin,
+   * etcdctl, lease expiry). Returns a function that stops watching.
+   */
+  watchHolder(onGone: () => void): () => void {
+    const stop = new AbortController();
+    const watch = async (): Promise<void> => {
+      while (!stop.signal.aborted) {
+        try {
+          await this.deleted(this.key, this.seenAt + 1n, stop.signal);
+          if (stop.signal.aborted) return;
+          // a delete event, or trouble with the watch: read instead of trusting a resumed stream
+          const res = await this.readUntilAnswered(stop.signal, { compare: [], success: [{ request_range: { key: this.key } }], failure: [] });
+          const own = rangeAt(res, 0)[0];
+          if (!own || BigInt(own.create_revision) !== this.revision) {
+            if (!stop.signal.aborted) onGone();
+            return;
+          }
+          this.seenAt = BigInt(res.header.revision);
+        } catch {
+          return; // stopped
+        }
+      }
+    };
+    void watch();
+    return () => stop.abort();
+  }
+
+  /**
+   * Deletes our key if it is still the one we created (`If CreateRevision == token`):
+   * idempotent, safe to retry, and it can never delete a newer holder's key. When the
+   * enqueue's outcome is unknown our unique key is deleted outright: no one else writes it.
+   */
+  async release(): Promise<void> {
+    if (this.revision === undefined) {
+      // remove our attempt's key, if the enqueue went through
+      await this.client.kv.deleteRange({ key: this.key });
+      return;
+    }
+    await this.client.kv.txn({
+      // only the key we created, never a successor's
+      compare: [{ key: this.key, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: this.revision.toString() }],
+      success: [{ request_delete_range: { key: this.key } }],
+      failure: [],
+    });
+  }
+
+  private queueRange(order: SortOrder, limit: number, maxCreateRevision?: bigint): IRequestOp {
+    return {
+      request_range: {
+        key: this.prefix,
+        range_end: this.prefixEnd,
+        sort_order: order,
+        sort_target: SortTarget.Create,
+        limit,
+        keys_only: true,
+        ...(maxCreateRevision !== undefined && { max_create_revision: maxCreateRevision.toString() }),
+      },
+    };
+  }
+
+  /** A read-only transaction (a linearizable read, no Raft entry), retried while etcd is unreachable. */
+  private async readUntilAnswered(signal: AbortSignal, txn: Parameters<Etcd3['kv']['txn']>[0]): Promise<ITxnResponse> {
+    for (let delay = 50; ; delay = Math.min(delay * 2, 1000)) {
+      signal.throwIfAborted();
+      try {
+        return await this.client.kv.txn(txn);
+      } catch (err) {
+        if (!isRecoverableError(err as Error)) throw err;
+        await abortableSleep(delay, signal);
+      }
+    }
+  }
+
+  /** Resolves when `key` is deleted at or after `fromRevision`, or when the watch has any trouble. */
+  private deleted(key: Buffer, fromRevision: bigint, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      // wake on this one key's deletion only: no thundering herd
+      const watcher = this.client.watch().key(key).startRevision(fromRevision.toString()).only('delete').watcher();
+      const finish = (err?: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        watcher.removeAllListeners();
+        watcher.on('error', () => undefined);
+        watcher.cancel().catch(() => undefined);
+        if (err === undefined) resolve();
+        else reject(err);
+      };
+      const onAbort = () => finish(signal.reason);
+      watcher.on('delete', () => finish());
+      // disconnect, compaction or cancel: the caller re-reads the state
+      watcher.on('disconnected', () => finish());
+      watcher.on('error', () => finish());
+      if (signal.aborted) return onAbort();
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+}
+
+/**
+ * Keeps etcd3's shared watch stream open with one idle watch. etcd3 cancels the stream when
+ * its last watcher leaves but still reports it connected for a moment; a watch created in
+ * that window only starts after a reconnect backoff (128 ms or more), which would delay a
+ * handoff. Returns a function that lets the stream close.
+ */
+export function holdWatchStreamOpen(client: Etcd3, idleKey: string): () => void {
+  // watch a key nobody writes: costs one watcher, sees no events
+  const watcher = client.watch().key(idleKey).watcher();
+  watcher.on('error', () => undefined);
+  return () => void watcher.cancel().catch(() => undefined);
+}
+
+function rangeAt(res: ITxnResponse, index: number): IKeyValue[] {
+  return res.responses[index]?.response_range?.kvs ?? [];
+}
+
+function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}

@@ -1,0 +1,201 @@
+import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { ClientClosedError, EtcdLeaseInvalidError, type Etcd3, type IDuplexStream, type ILeaseKeepAliveRequest, type ILeaseKeepAliveResponse } from 'etcd3';
+import { LockConfigurationError } from './lock.errors.js';
+import { TTL_BELOW_MINIMUM } from './lock.messages.js';
+
+type KeepAliveStream = IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>;
+
+/**
+ * One etcd lease shared by every lock of a LockService, kept alive on one stream.
+ *
+ * It knows until when it can vouch for its locks: the monotonic time at which the last
+ * acknowledged keepalive was SENT, plus the TTL etcd granted, minus a margin. etcd renews
+ * the lease no earlier than it receives the request, so the server cannot expire it before
+ * that deadline. At the deadline the session ends even if the stream still looks open
+ * (a half-open TCP connection never reports anything).
+ */
+export class EtcdSession {
+  /** Lease id as the decimal string etcd3's proto layer uses. */
+  readonly leaseId: string;
+  /** Lease id in hex, as etcdctl prints it; part of every queue key of this session. */
+  readonly leaseHex: string;
+  /** Aborted when the session ends: expired (reason 'expired') or closed (reason 'closed'). */
+  readonly signal: AbortSignal;
+
+  private readonly ended = new AbortController();
+  private readonly intervalMs: number;
+  private readonly marginMs: number;
+  private validUntil: number;
+  private stream: KeepAliveStream | undefined;
+  private openingStream = false;
+  private readonly pendingPings: number[] = []; // send times of unanswered keepalives, oldest first
+  private readonly keepAliveTimer: NodeJS.Timeout;
+  private deadlineTimer: NodeJS.Timeout | undefined;
+  private revoking: Promise<void> | undefined;
+  private closed = false;
+
+  /**
+   * Grants the lease (with an id chosen here, so a grant retried after an unknown outcome
+   * cannot leak a second lease) and starts keeping it alive.
+   */
+  static async open(client: Etcd3, ttl: number, timeoutMs: number, onExpired: (session: EtcdSession) => void): Promise<EtcdSession> {
+    const leaseId = (randomBytes(8).readBigUInt64BE() >> 2n).toString(); // 62 bits: a positive int64
+    const sentAt = performance.now();
+    let grantedTtl: number;
+    try {
+      // grant our lease id with the requested TTL
+      const res = await client.leaseClient.leaseGrant({ ID: leaseId, TTL: ttl }, { deadline: Date.now() + timeoutMs });
+      grantedTtl = Number(res.TTL);
+    } catch (err) {
+      if (!String((err as Error)?.message).includes('lease already exists')) throw err;
+      // an earlier try of this same grant succeeded: read what was granted
+      const res = await client.leaseClient.leaseTimeToLive({ ID: leaseId }, { deadline: Date.now() + timeoutMs });
+      grantedTtl = Number(res.grantedTTL);
+    }
+    const session = new EtcdSession(client, leaseId, grantedTtl, sentAt, onExpired);
+    if (grantedTtl > ttl) {
+      // etcd raises a TTL below its minimum without saying so; refuse rather than hold longer than asked
+      await session.close();
+      throw new LockConfigurationError(TTL_BELOW_MINIMUM(ttl, grantedTtl));
+    }
+    return session;
+  }
+
+  private constructor(
+    private readonly client: Etcd3,
+    leaseId: string,
+    ttlSeconds: number,
+    grantSentAt: number,
+    private readonly onExpired: (session: EtcdSession) => void,
+  ) {
+    this.leaseId = leaseId;
+    this.leaseHex = BigInt(leaseId).toString(16);
+    this.signal = this.ended.signal;
+    const ttlMs = ttlSeconds * 1000;
+    this.intervalMs = ttlMs / 3; // etcd's own cadence: two keepalives may fail before the lease is at risk
+    this.marginMs = Math.min(1000, ttlMs / 10);
+    this.validUntil = grantSentAt + ttlMs - this.marginMs;
+    this.keepAliveTimer = setInterval(() => this.keepAlive(), this.intervalMs).unref();
+    this.armDeadline();
+  }
+
+  /** True while the session can vouch for its locks; checks the clock, not only the timer. */
+  get isValid(): boolean {
+    if (!this.ended.signal.aborted && performance.now() >= this.validUntil) this.expire();
+    return !this.ended.signal.aborted;
+  }
+
+  /**
+   * Ends the session and revokes its lease, which deletes every key put with it (all locks
+   * of the session) in one round trip, so successors need not wait for the TTL.
+   * Bounded by the TTL: past it, the lease has expired on its own anyway.
+   */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.end('closed');
+    this.revoking ??= this.revoke().catch(() => undefined);
+    await Promise.race([this.revoking, sleep(this.intervalMs * 3)]);
+  }
+
+  /** Declares the session lost; every lock it vouched for is lost with it. */
+  expire(): void {
+    if (this.ended.signal.aborted) return;
+    this.end('expired');
+    this.revoking ??= this.revokeWhenReachable();
+    this.onExpired(this);
+  }
+
+  private end(reason: 'expired' | 'closed'): void {
+    if (this.ended.signal.aborted) return;
+    clearInterval(this.keepAliveTimer);
+    clearTimeout(this.deadlineTimer);
+    this.dropStream();
+    this.ended.abort(reason);
+  }
+
+  private keepAlive(): void {
+    if (!this.isValid) return;
+    const oldest = this.pendingPings[0];
+    // an unanswered keepalive older than one interval: the stream is stuck; open a new one
+    if (oldest !== undefined && performance.now() - oldest > this.intervalMs) this.dropStream();
+    if (this.stream) this.ping(this.stream);
+    else void this.openStream();
+  }
+
+  private async openStream(): Promise<void> {
+    if (this.openingStream) return;
+    this.openingStream = true;
+    try {
+      const stream = await this.client.leaseClient.leaseKeepAlive();
+      if (this.ended.signal.aborted) return stream.cancel();
+      stream.on('data', res => this.onKeepAliveResponse(stream, res));
+      stream.on('error', () => this.dropStream(stream));
+      stream.on('end', () => this.dropStream(stream));
+      this.stream = stream;
+      this.ping(stream);
+    } catch {
+      // etcd unreachable: the next interval tries again, the deadline decides when it is too late
+    } finally {
+      this.openingStream = false;
+    }
+  }
+
+  private ping(stream: KeepAliveStream): void {
+    this.pendingPings.push(performance.now());
+    // renew the lease: one message on the shared keepalive stream, no Raft write
+    stream.write({ ID: this.leaseId });
+  }
+
+  private onKeepAliveResponse(stream: KeepAliveStream, res: ILeaseKeepAliveResponse): void {
+    if (stream !== this.stream || !this.isValid) return; // never resurrect a session past its deadline
+    const sentAt = this.pendingPings.shift();
+    const ttl = Number(res.TTL);
+    if (ttl <= 0) return this.expire(); // etcd says the lease is gone
+    if (sentAt === undefined) return;
+    this.validUntil = Math.max(this.validUntil, sentAt + ttl * 1000 - this.marginMs);
+    this.armDeadline();
+  }
+
+  private dropStream(stream = this.stream): void {
+    if (!stream || stream !== this.stream) return;
+    this.stream = undefined;
+    this.pendingPings.length = 0; // answers to pings on a dead stream never come
+    try {
+      stream.cancel();
+    } catch {
+      // already closed
+    }
+  }
+
+  private armDeadline(): void {
+    clearTimeout(this.deadlineTimer);
+    const delay = Math.max(0, this.validUntil - performance.now());
+    this.deadlineTimer = setTimeout(() => void this.isValid, delay + 1).unref();
+  }
+
+  private async revoke(): Promise<void> {
+    // revoke the lease: etcd deletes every key of this session in the same Raft entry
+    await this.client.leaseClient.leaseRevoke({ ID: this.leaseId }, { deadline: Date.now() + this.intervalMs * 3 });
+  }
+
+  /**
+   * A lease we declared lost may live on in etcd: a restarted etcd or a new leader grants
+   * every lease a fresh TTL. Revoke it as soon as etcd answers, until the client is closed.
+   */
+  private async revokeWhenReachable(): Promise<void> {
+    for (let delay = 100; ; delay = Math.min(delay * 2, 5000)) {
+      try {
+        return await this.revoke();
+      } catch (err) {
+        if (err instanceof EtcdLeaseInvalidError) return; // already gone
+        if (err instanceof ClientClosedError || this.closed) return;
+        await sleep(delay);
+      }
+    }
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise(resolve => setTimeout(resolve, ms).unref());
+}

@@ -1,0 +1,53 @@
+import { InvalidLockKeyError } from './lock.errors.js';
+
+/** Longest accepted lock name, in characters; etcd keys stay small and readable. */
+export const MAX_LOCK_KEY_LENGTH = 512;
+
+// C0 controls and DEL: they garble logs and etcdctl output, and are never meant.
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
+
+/** Checks a user-supplied lock name and returns it unchanged; throws InvalidLockKeyError. */
+export function validateLockKey(key: unknown): string {
+  if (typeof key !== 'string') {
+    throw new InvalidLockKeyError(`expected a string, got ${key === null ? 'null' : typeof key}`);
+  }
+  if (key.length === 0) throw new InvalidLockKeyError('it is empty; name what you lock, e.g. "order:42"');
+  if (key.length > MAX_LOCK_KEY_LENGTH) {
+    throw new InvalidLockKeyError(`it has ${key.length} characters, the maximum is ${MAX_LOCK_KEY_LENGTH}`);
+  }
+  if (CONTROL_CHARACTERS.test(key)) {
+    throw new InvalidLockKeyError(`it contains a control character (in ${JSON.stringify(key)})`);
+  }
+  return key;
+}
+
+/**
+ * Encodes a lock name for use as one etcd path segment. Escaping "%" first and then "/"
+ * makes the encoding injective and keeps every name's queue inside its own prefix:
+ * "a" owns "a/…" and "a/b" becomes "a%2Fb", so no name can reach another's queue.
+ */
+export function encodeLockKey(key: string): string {
+  return key.replace(/%/g, '%25').replace(/\//g, '%2F');
+}
+
+/** The inverse of {@link encodeLockKey}. */
+export function decodeLockKey(segment: string): string {
+  return segment.replace(/%2F/g, '/').replace(/%25/g, '%');
+}
+
+/** The etcd prefix under which every contender for `key` puts its queue entry. */
+export function queuePrefix(prefix: string, key: string): string {
+  return `${prefix}${encodeLockKey(key)}/`;
+}
+
+/** The first key after every key that starts with `prefix` (etcd's range_end for a prefix). */
+export function prefixEnd(prefix: Buffer): Buffer {
+  const end = Buffer.from(prefix);
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i] < 0xff) {
+      end[i]++;
+      return end.subarray(0, i + 1);
+    }
+  }
+  return Buffer.from([0]); // all 0xff: range to the end of the keyspace
+}

@@ -1,0 +1,112 @@
+import * as messages from './lock.messages.js';
+
+/** The machine-readable kind of a {@link LockError}. */
+export type LockErrorCode =
+  | 'LOCK_TIMEOUT'
+  | 'LOCK_ALREADY_HELD'
+  | 'LOCK_NOT_HELD'
+  | 'LOCK_LOST'
+  | 'LOCK_ABORTED'
+  | 'INVALID_KEY'
+  | 'INVALID_OPTIONS'
+  | 'ETCD_UNAVAILABLE'
+  | 'SERVICE_CLOSED';
+
+/** Why a held lock stopped being ours without a release. */
+export type LockLossReason =
+  | 'session-expired' // no keepalive was acknowledged within the TTL, or etcd reported the lease gone
+  | 'key-deleted'; // someone deleted the holder's key (admin, etcdctl, forceUnlock)
+
+/** Base class of every error this library throws; switch on `code`. @publicApi */
+export abstract class LockError extends Error {
+  abstract readonly code: LockErrorCode;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** The lock was not acquired within `waitTimeout`. Nothing was left queued in etcd. */
+export class LockTimeoutError extends LockError {
+  readonly code = 'LOCK_TIMEOUT';
+  constructor(
+    readonly key: string,
+    readonly waitedMs: number,
+  ) {
+    super(messages.LOCK_TIMEOUT(key, waitedMs));
+  }
+}
+
+/** The calling async context already holds the key and asked for no reentrancy. */
+export class LockAlreadyHeldError extends LockError {
+  readonly code = 'LOCK_ALREADY_HELD';
+  constructor(readonly key: string) {
+    super(messages.LOCK_ALREADY_HELD(key));
+  }
+}
+
+/** The lock was released (by its holder or by closing the service); it is no longer held. */
+export class LockNotHeldError extends LockError {
+  readonly code = 'LOCK_NOT_HELD';
+  constructor(readonly key: string) {
+    super(messages.LOCK_RELEASED(key));
+  }
+}
+
+/** The lock was lost while held: its session expired or its key was deleted. */
+export class LockLostError extends LockError {
+  readonly code = 'LOCK_LOST';
+  constructor(
+    readonly key: string,
+    readonly reason: LockLossReason,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      messages.LOCK_LOST(
+        key,
+        reason === 'key-deleted' ? 'its key was deleted in etcd' : 'its etcd session (lease) expired',
+      ),
+      options,
+    );
+  }
+}
+
+/** The caller's AbortSignal fired before the lock was acquired; `cause` is the signal's reason. */
+export class LockAbortedError extends LockError {
+  readonly code = 'LOCK_ABORTED';
+  constructor(
+    readonly key: string,
+    cause: unknown,
+  ) {
+    super(messages.LOCK_ABORTED(key), { cause });
+  }
+}
+
+/** A lock key that is empty, not a string, too long or has control characters. */
+export class InvalidLockKeyError extends LockError {
+  readonly code = 'INVALID_KEY';
+  constructor(why: string) {
+    super(messages.INVALID_KEY(why));
+  }
+}
+
+/** A configuration value that cannot work; the message names the option and the fix. */
+export class LockConfigurationError extends LockError {
+  readonly code = 'INVALID_OPTIONS';
+}
+
+/** etcd could not be reached (or did not answer in time). */
+export class EtcdUnavailableError extends LockError {
+  readonly code = 'ETCD_UNAVAILABLE';
+  constructor(hosts: string, cause: unknown) {
+    super(messages.ETCD_UNAVAILABLE(hosts, cause instanceof Error ? cause.message : String(cause)), { cause });
+  }
+}
+
+/** The LockService was used after `close()`. */
+export class LockServiceClosedError extends LockError {
+  readonly code = 'SERVICE_CLOSED';
+  constructor() {
+    super(messages.SERVICE_CLOSED());
+  }
+}

@@ -1,0 +1,115 @@
+import { performance } from 'node:perf_hooks';
+import type { EtcdMutex } from './etcd-mutex.js';
+import type { EtcdSession } from './etcd-session.js';
+import { LockLostError, LockNotHeldError, type LockLossReason } from './lock.errors.js';
+
+/**
+ * A lock you hold. Release it with `release()` or `await using`.
+ * @publicApi
+ */
+export interface LockHandle {
+  /** The lock's name, as passed to acquire. */
+  readonly key: string;
+  /**
+   * Fencing token: the etcd create revision of the holder's key. Strictly increasing across
+   * holders of one lock; hand it to what you protect and reject writes with a lower token.
+   */
+  readonly token: bigint;
+  /**
+   * Aborted when the lock ends: its `reason` is a LockLostError when it was lost (session
+   * expired, key deleted) or a LockNotHeldError when it was released.
+   */
+  readonly signal: AbortSignal;
+  /** True until the lock is released or lost; checks the session deadline on every read. */
+  readonly isHeld: boolean;
+  /** Releases the lock (the last of reentrant holds frees it). Idempotent; never throws. */
+  release(): Promise<void>;
+  /** Throws LockLostError if the lock was lost, LockNotHeldError if it was released. */
+  assertHeld(): void;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** One key held in etcd, shared by the handles of reentrant holds on it. */
+export class HeldLock {
+  holds = 1;
+  readonly acquiredAt = performance.now();
+  stopWatching: () => void = () => undefined;
+  private readonly ended = new AbortController();
+
+  constructor(
+    readonly key: string,
+    readonly mutex: EtcdMutex,
+    readonly session: EtcdSession,
+  ) {}
+
+  get token(): bigint {
+    return this.mutex.revision!;
+  }
+
+  get signal(): AbortSignal {
+    return this.ended.signal;
+  }
+
+  /** Checks the session deadline too, so a paused process learns of the loss on its first look. */
+  get isHeld(): boolean {
+    return this.session.isValid && !this.ended.signal.aborted;
+  }
+
+  /** Ends the lock as lost; false if it had already ended. */
+  lose(reason: LockLossReason): boolean {
+    return this.end(new LockLostError(this.key, reason));
+  }
+
+  /** Ends the lock as released; false if it had already ended. */
+  release(): boolean {
+    return this.end(new LockNotHeldError(this.key));
+  }
+
+  private end(reason: LockLostError | LockNotHeldError): boolean {
+    if (this.ended.signal.aborted) return false;
+    this.stopWatching();
+    this.ended.abort(reason);
+    return true;
+  }
+}
+
+/** The handle of one acquisition; reentrant acquisitions get their own handle on one HeldLock. */
+export class EtcdLockHandle implements LockHandle {
+  private released = false;
+
+  constructor(
+    /** @internal */ readonly held: HeldLock,
+    private readonly releaseHold: (held: HeldLock) => Promise<void>,
+  ) {}
+
+  get key(): string {
+    return this.held.key;
+  }
+
+  get token(): bigint {
+    return this.held.token;
+  }
+
+  get signal(): AbortSignal {
+    return this.held.signal;
+  }
+
+  get isHeld(): boolean {
+    return !this.released && this.held.isHeld;
+  }
+
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    await this.releaseHold(this.held);
+  }
+
+  assertHeld(): void {
+    if (this.held.isHeld && !this.released) return;
+    throw this.held.signal.reason ?? new LockNotHeldError(this.key);
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.release();
+  }
+}

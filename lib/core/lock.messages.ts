@@ -1,0 +1,30 @@
+// Every user-facing message in one place; each says what happened and what to do.
+
+export const LOCK_TIMEOUT = (key: string, waitedMs: number) =>
+  `Timed out after ${waitedMs} ms waiting for lock "${key}". Raise waitTimeout, or use tryAcquire() to fail at once.`;
+
+export const LOCK_ALREADY_HELD = (key: string) =>
+  `Lock "${key}" is already held by this async context and reentrant is false. ` +
+  `Pass { reentrant: true }, or release the outer lock first.`;
+
+export const LOCK_RELEASED = (key: string) =>
+  `Lock "${key}" was released. Acquire it again before touching what it protects.`;
+
+export const LOCK_LOST = (key: string, why: string) =>
+  `Lock "${key}" was lost: ${why}. Another holder may now be inside; stop, and do not write without a fencing token check.`;
+
+export const LOCK_ABORTED = (key: string) => `Acquiring lock "${key}" was aborted by its signal.`;
+
+export const SERVICE_CLOSED = () =>
+  `This LockService was closed. Create a new one (or do not call close() while locks are still needed).`;
+
+export const ETCD_UNAVAILABLE = (hosts: string, cause: string) =>
+  `etcd did not answer at ${hosts}: ${cause}. Check that etcd is running and reachable, and the etcd.hosts option.`;
+
+export const INVALID_KEY = (why: string) => `Invalid lock key: ${why}.`;
+
+export const INVALID_OPTION = (option: string, why: string) => `Invalid option "${option}": ${why}.`;
+
+export const TTL_BELOW_MINIMUM = (ttl: number, minimum: number) =>
+  `Invalid option "ttl": ${ttl} s is below this etcd cluster's minimum lease TTL of ${minimum} s ` +
+  `(1.5 x its election timeout); etcd would silently extend it. Set ttl >= ${minimum}.`;

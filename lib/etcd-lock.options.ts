@@ -1,0 +1,86 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { IOptions } from 'etcd3';
+import { LockConfigurationError } from './core/lock.errors.js';
+import { INVALID_OPTION } from './core/lock.messages.js';
+import type { EtcdLockModuleOptions } from './interfaces/etcd-lock-module-options.interface.js';
+
+/** Options with every default applied and every value checked. */
+export interface ResolvedLockOptions {
+  readonly etcd: IOptions;
+  readonly prefix: string;
+  readonly ttl: number;
+  readonly waitTimeout: number;
+  readonly ownerId: string;
+  readonly connectTimeout: number;
+}
+
+export const DEFAULT_PREFIX = 'nestjs-etcd-lock/';
+export const DEFAULT_TTL_SECONDS = 10;
+export const DEFAULT_WAIT_TIMEOUT_MS = 30_000;
+export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
+
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
+
+/** Applies defaults and rejects values that cannot work, naming the option and the fix. */
+export function resolveLockOptions(options: EtcdLockModuleOptions = {}): ResolvedLockOptions {
+  if (options === null || typeof options !== 'object') {
+    throw new LockConfigurationError(INVALID_OPTION('options', 'expected an object such as { etcd: { hosts } }'));
+  }
+  if (options.client && options.etcd) {
+    throw new LockConfigurationError(
+      INVALID_OPTION('client', 'pass either an existing etcd3 client (client) or options to create one (etcd), not both'),
+    );
+  }
+  return {
+    etcd: options.etcd ?? { hosts: '127.0.0.1:2379' },
+    prefix: resolvePrefix(options.prefix),
+    ttl: resolveTtl(options.ttl),
+    waitTimeout: validateWaitTimeout(options.waitTimeout ?? DEFAULT_WAIT_TIMEOUT_MS),
+    ownerId: resolveOwnerId(options.ownerId),
+    connectTimeout: validateDuration('connectTimeout', options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_MS, false),
+  };
+}
+
+/** Checks a wait timeout in ms: a number ≥ 0, or Infinity to wait forever. */
+export function validateWaitTimeout(value: unknown, option = 'waitTimeout'): number {
+  return validateDuration(option, value, true);
+}
+
+function validateDuration(option: string, value: unknown, allowInfinity: boolean): number {
+  const ok = typeof value === 'number' && value >= 0 && (Number.isFinite(value) || (allowInfinity && value === Infinity));
+  if (!ok) {
+    const expected = allowInfinity ? 'milliseconds >= 0, or Infinity to wait forever' : 'milliseconds >= 0';
+    throw new LockConfigurationError(INVALID_OPTION(option, `expected ${expected}, got ${String(value)}`));
+  }
+  return value;
+}
+
+function resolveTtl(ttl: unknown = DEFAULT_TTL_SECONDS): number {
+  if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 1) {
+    throw new LockConfigurationError(
+      INVALID_OPTION('ttl', `expected whole seconds >= 1 (etcd leases count in seconds), got ${String(ttl)}`),
+    );
+  }
+  return ttl;
+}
+
+function resolvePrefix(prefix: unknown = DEFAULT_PREFIX): string {
+  if (typeof prefix !== 'string' || prefix.length === 0 || CONTROL_CHARACTERS.test(prefix)) {
+    throw new LockConfigurationError(
+      INVALID_OPTION('prefix', `expected a non-empty string without control characters, got ${JSON.stringify(prefix)}`),
+    );
+  }
+  // "app" and "app2" would share keys: a separator keeps prefixes apart
+  return prefix.endsWith('/') ? prefix : `${prefix}/`;
+}
+
+function resolveOwnerId(ownerId: unknown): string {
+  if (ownerId === undefined) return `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  if (typeof ownerId !== 'string' || ownerId.length === 0 || ownerId.length > 256) {
+    throw new LockConfigurationError(
+      INVALID_OPTION('ownerId', `expected a string of 1 to 256 characters, got ${JSON.stringify(ownerId)}`),
+    );
+  }
+  return ownerId;
+}

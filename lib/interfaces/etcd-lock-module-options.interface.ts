@@ -1,0 +1,39 @@
+import type { Etcd3, IOptions } from 'etcd3';
+
+/**
+ * Options of `EtcdLockModule` and of `new LockService(options)`.
+ * @publicApi
+ */
+export interface EtcdLockModuleOptions {
+  /** etcd3 client options (hosts, auth, TLS credentials…). The service creates and closes that client. */
+  etcd?: IOptions;
+  /** An existing etcd3 client to reuse instead; it is never closed by this library. */
+  client?: Etcd3;
+  /**
+   * Namespace of every lock key in etcd; a trailing "/" is added when missing.
+   * @default 'nestjs-etcd-lock/'
+   */
+  prefix?: string;
+  /**
+   * Session lease TTL in whole seconds: how long after a crash (or a lost connection) the
+   * locks of this process stay blocked. Must be at least etcd's minimum (1.5 x its election
+   * timeout, 2 s with etcd's defaults); a lower value is rejected with the minimum named.
+   * @default 10
+   */
+  ttl?: number;
+  /**
+   * Default time in ms an acquire may wait in the queue before a LockTimeoutError; Infinity waits forever.
+   * @default 30000
+   */
+  waitTimeout?: number;
+  /**
+   * Who holds a lock, as other processes see it (stored as the queue key's value).
+   * @default `${hostname}:${pid}:${random}`
+   */
+  ownerId?: string;
+  /**
+   * Time in ms to wait for etcd when the session is opened (first acquire) before an EtcdUnavailableError.
+   * @default 5000
+   */
+  connectTimeout?: number;
+}

@@ -1,0 +1,299 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { performance } from 'node:perf_hooks';
+import { Etcd3, EtcdLeaseInvalidError } from 'etcd3';
+import { Subject, type Observable } from 'rxjs';
+import { AbortScope } from './core/abort-scope.js';
+import { EtcdMutex, QueueKeyGoneError, holdWatchStreamOpen } from './core/etcd-mutex.js';
+import { EtcdSession } from './core/etcd-session.js';
+import { queuePrefix, prefixEnd, validateLockKey } from './core/lock-key.js';
+import {
+  EtcdUnavailableError,
+  LockAbortedError,
+  LockAlreadyHeldError,
+  LockError,
+  LockLostError,
+  LockNotHeldError,
+  LockServiceClosedError,
+  LockTimeoutError,
+  type LockLossReason,
+} from './core/lock.errors.js';
+import { EtcdLockHandle, HeldLock, type LockHandle } from './core/lock.handle.js';
+import { resolveLockOptions, validateWaitTimeout, type ResolvedLockOptions } from './etcd-lock.options.js';
+import type { AcquireOptions, TryAcquireOptions } from './interfaces/acquire-options.interface.js';
+import type { EtcdLockModuleOptions } from './interfaces/etcd-lock-module-options.interface.js';
+import type { LockEvent } from './interfaces/lock-event.interface.js';
+
+/** What an async context holds: its locks by name, and the innermost one. */
+interface LockScope {
+  readonly locks: ReadonlyMap<string, HeldLock>;
+  readonly current: LockHandle;
+}
+
+/**
+ * Distributed locks on etcd. One etcd lease (session) is shared by every lock of the
+ * service; waiters queue in FIFO order; each lock carries a fencing token; a lost lock is
+ * reported through its handle's signal, `assertHeld()`, `withLock` and `events$`.
+ *
+ * Usable without Nest: `const locks = new LockService({ etcd: { hosts } })`, and `close()` it.
+ * @publicApi
+ */
+export class LockService {
+  /** Every lock event of this service: waiting, acquired, released, lost, timeout. */
+  readonly events$: Observable<LockEvent>;
+
+  private readonly options: ResolvedLockOptions;
+  private readonly client: Etcd3;
+  private readonly ownsClient: boolean;
+  private readonly events = new Subject<LockEvent>();
+  private readonly scope = new AsyncLocalStorage<LockScope>();
+  private readonly held = new Set<HeldLock>();
+  private readonly closing = new AbortController();
+  private session: Promise<EtcdSession> | undefined;
+  private nonce = 0;
+  private closed: Promise<void> | undefined;
+  private releaseWatchStream: (() => void) | undefined;
+
+  constructor(options: EtcdLockModuleOptions = {}) {
+    this.options = resolveLockOptions(options);
+    this.ownsClient = !options.client;
+    this.client = options.client ?? new Etcd3(this.options.etcd);
+    this.events$ = this.events.asObservable();
+  }
+
+  /**
+   * Waits in the lock's FIFO queue until it is ours. Rejects with LockTimeoutError after
+   * `waitTimeout`, LockAbortedError when `signal` aborts (nothing stays queued either way).
+   */
+  async acquire(key: string, options: AcquireOptions = {}): Promise<LockHandle> {
+    const name = this.prepare(key, options.signal);
+    const waitTimeout = validateWaitTimeout(options.waitTimeout ?? this.options.waitTimeout);
+    return this.reenter(name, options.reentrant) ?? (await this.lock(name, true, waitTimeout, options.signal))!;
+  }
+
+  /** Takes the lock only if it is free; null otherwise, and nothing is left behind in etcd. */
+  async tryAcquire(key: string, options: TryAcquireOptions = {}): Promise<LockHandle | null> {
+    const name = this.prepare(key, options.signal);
+    return this.reenter(name, options.reentrant) ?? this.lock(name, false, 0, options.signal);
+  }
+
+  /**
+   * Runs `fn` holding the lock and releases it after. If the lock is lost while `fn` runs,
+   * `fn` is told through `lock.signal`, and once it settles this rejects with LockLostError
+   * (its own error, if any, as the cause): its result may not be trusted.
+   */
+  async withLock<T>(key: string, fn: (lock: LockHandle) => T | Promise<T>, options?: AcquireOptions): Promise<T> {
+    return this.runHolding(await this.acquire(key, options), fn);
+  }
+
+  /** Like withLock, but runs `fn` only if the lock is free right now. */
+  async tryWithLock<T>(
+    key: string,
+    fn: (lock: LockHandle) => T | Promise<T>,
+    options?: TryAcquireOptions,
+  ): Promise<{ acquired: boolean; result?: T }> {
+    const lock = await this.tryAcquire(key, options);
+    if (!lock) return { acquired: false };
+    return { acquired: true, result: await this.runHolding(lock, fn) };
+  }
+
+  /** True when anyone (any process) holds or waits for the lock. */
+  async isLocked(key: string): Promise<boolean> {
+    const prefix = Buffer.from(queuePrefix(this.options.prefix, this.prepare(key)));
+    try {
+      // count the lock's queue keys
+      const res = await this.client.kv.range({ key: prefix, range_end: prefixEnd(prefix), count_only: true });
+      return Number(res.count) > 0;
+    } catch (err) {
+      throw this.toLockError(err);
+    }
+  }
+
+  /** The lock held by the calling async context (the innermost withLock), if any. */
+  current(): LockHandle | undefined {
+    return this.scope.getStore()?.current;
+  }
+
+  /**
+   * Releases every lock and revokes the session lease (one round trip frees all keys, so
+   * waiters elsewhere need not wait a TTL), then closes the etcd client if it created it.
+   */
+  close(): Promise<void> {
+    return (this.closed ??= this.shutdown());
+  }
+
+  private async shutdown(): Promise<void> {
+    this.closing.abort(new LockServiceClosedError());
+    const session = await this.session?.catch(() => undefined);
+    for (const held of [...this.held]) this.end(held, 'released');
+    this.releaseWatchStream?.();
+    await session?.close();
+    if (this.ownsClient) this.client.close();
+    this.events.complete();
+  }
+
+  private prepare(key: string, signal?: AbortSignal): string {
+    if (this.closing.signal.aborted) throw new LockServiceClosedError();
+    const name = validateLockKey(key);
+    if (signal?.aborted) throw new LockAbortedError(name, signal.reason);
+    return name;
+  }
+
+  /** A context that already holds `name` gets another hold on it instead of queueing behind itself. */
+  private reenter(name: string, reentrant = true): LockHandle | undefined {
+    const outer = this.scope.getStore()?.locks.get(name);
+    if (!outer || outer.signal.reason instanceof LockNotHeldError) return undefined; // not held here, or released
+    if (!outer.isHeld) throw outer.signal.reason; // lost: never re-acquire silently
+    if (!reentrant) throw new LockAlreadyHeldError(name);
+    outer.holds++;
+    return new EtcdLockHandle(outer, held => this.releaseHold(held));
+  }
+
+  private async lock(name: string, wait: boolean, waitTimeout: number, signal?: AbortSignal): Promise<LockHandle | null> {
+    const startedAt = performance.now();
+    const session = await this.currentSession();
+    const stop = new AbortScope([this.closing.signal, session.signal, signal], wait ? waitTimeout : Infinity);
+    const prefix = queuePrefix(this.options.prefix, name);
+    const mutex = new EtcdMutex(
+      this.client,
+      prefix,
+      `${prefix}${session.leaseHex}-${(this.nonce++).toString(16)}`,
+      session.leaseId,
+      this.options.ownerId,
+    );
+    try {
+      const enqueue = mutex.tryAcquire(!wait);
+      // do not wait out a slow etcd past the deadline; the key is removed once the answer comes
+      enqueue.catch(() => undefined).finally(() => stop.signal.aborted && this.discard(mutex, session));
+      if (!(await untilAborted(enqueue, stop.signal))) {
+        if (!wait) {
+          if (mutex.revision !== undefined) await this.discard(mutex, session); // a retried try found its own key behind another
+          return null;
+        }
+        this.emit({ type: 'waiting', key: name });
+        await mutex.waitForTurn(stop.signal);
+      }
+      if (!session.isValid) throw new LockLostError(name, 'session-expired');
+      stop.signal.throwIfAborted(); // lost a race against a timeout, abort or close
+    } catch (err) {
+      await this.discard(mutex, session); // no queue key is left behind, on any failure path
+      if (err instanceof EtcdLeaseInvalidError) session.expire(); // the lease is gone in etcd
+      throw this.acquireError(err, name, performance.now() - startedAt, session, stop.timedOut, signal);
+    } finally {
+      stop.dispose();
+    }
+    const held = new HeldLock(name, mutex, session);
+    this.held.add(held);
+    held.stopWatching = mutex.watchHolder(() => this.end(held, 'key-deleted'));
+    this.emit({ type: 'acquired', key: name, token: held.token, waitedMs: performance.now() - startedAt });
+    return new EtcdLockHandle(held, h => this.releaseHold(h));
+  }
+
+  private acquireError(
+    err: unknown,
+    name: string,
+    waitedMs: number,
+    session: EtcdSession,
+    timedOut: boolean,
+    signal?: AbortSignal,
+  ): Error {
+    if (this.closing.signal.aborted) return new LockServiceClosedError();
+    if (signal?.aborted) return new LockAbortedError(name, signal.reason);
+    if (timedOut) {
+      this.emit({ type: 'timeout', key: name, waitedMs });
+      return new LockTimeoutError(name, Math.round(waitedMs));
+    }
+    if (err instanceof QueueKeyGoneError) return new LockLostError(name, 'key-deleted');
+    if (session.signal.aborted || err instanceof EtcdLeaseInvalidError) return new LockLostError(name, 'session-expired');
+    return this.toLockError(err);
+  }
+
+  private toLockError(err: unknown): Error {
+    if (err instanceof LockError) return err;
+    const hosts = this.ownsClient ? String(this.options.etcd.hosts) : 'the given etcd3 client';
+    return new EtcdUnavailableError(hosts, err);
+  }
+
+  /** Gives up one hold; the last one releases the key in etcd (guarded by its revision). */
+  private async releaseHold(held: HeldLock): Promise<void> {
+    if (--held.holds > 0) return;
+    if (!this.end(held, 'released')) return; // already lost or released
+    await this.discard(held.mutex, held.session);
+  }
+
+  /** Ends a lock once: released by us, or lost. Returns false if it had already ended. */
+  private end(held: HeldLock, how: 'released' | LockLossReason): boolean {
+    if (!(how === 'released' ? held.release() : held.lose(how))) return false;
+    this.held.delete(held);
+    const heldMs = performance.now() - held.acquiredAt;
+    if (how === 'released') this.emit({ type: 'released', key: held.key, token: held.token, heldMs });
+    else this.emit({ type: 'lost', key: held.key, token: held.token, heldMs, reason: how });
+    return true;
+  }
+
+  /**
+   * Deletes an attempt's key (guarded: never a newer holder's). If etcd does not answer,
+   * keeps trying in the background until it does or the session ends (its lease then takes
+   * the key with it).
+   */
+  private async discard(mutex: EtcdMutex, session: EtcdSession): Promise<void> {
+    for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
+      try {
+        return await mutex.release();
+      } catch {
+        if (!session.isValid || this.closing.signal.aborted) return;
+        await new Promise(resolve => setTimeout(resolve, delay).unref());
+      }
+    }
+  }
+
+  private async runHolding<T>(lock: LockHandle, fn: (lock: LockHandle) => T | Promise<T>): Promise<T> {
+    const held = (lock as EtcdLockHandle).held;
+    const locks = new Map(this.scope.getStore()?.locks).set(lock.key, held);
+    try {
+      const result = await this.scope.run({ locks, current: lock }, () => fn(lock));
+      if (lock.signal.reason instanceof LockLostError) throw lock.signal.reason;
+      return result;
+    } catch (err) {
+      const lost = lock.signal.reason;
+      if (lost instanceof LockLostError && err !== lost) throw new LockLostError(lost.key, lost.reason, { cause: err });
+      throw err;
+    } finally {
+      await lock.release();
+    }
+  }
+
+  /** The live session, opened on first use and replaced after it expires. */
+  private async currentSession(): Promise<EtcdSession> {
+    for (;;) {
+      const pending = (this.session ??= this.openSession());
+      const session = await pending;
+      if (session.isValid) return session;
+      if (this.session === pending) this.session = undefined;
+    }
+  }
+
+  private openSession(): Promise<EtcdSession> {
+    this.releaseWatchStream ??= holdWatchStreamOpen(this.client, `${this.options.prefix}\u0000idle`);
+    const opening = EtcdSession.open(this.client, this.options.ttl, this.options.connectTimeout, expired => {
+      for (const held of [...this.held]) if (held.session === expired) this.end(held, 'session-expired');
+    }).catch(err => {
+      if (this.session === opening) this.session = undefined; // the next acquire tries again
+      throw this.toLockError(err);
+    });
+    return opening;
+  }
+
+  private emit(event: Omit<LockEvent, 'owner' | 'origin' | 'at'>): void {
+    this.events.next({ ...event, owner: this.options.ownerId, origin: 'local', at: new Date() });
+  }
+}
+
+/** Resolves with `promise`, or rejects with the signal's reason as soon as it aborts. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
