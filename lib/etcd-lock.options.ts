@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { IOptions } from 'etcd3';
+import { hasControlCharacter } from './core/lock-key.js';
 import { LockConfigurationError } from './core/lock.errors.js';
 import { INVALID_OPTION } from './core/lock.messages.js';
 import type { EtcdLockModuleOptions } from './interfaces/etcd-lock-module-options.interface.js';
@@ -19,8 +20,6 @@ export const DEFAULT_PREFIX = 'nestjs-etcd-lock/';
 export const DEFAULT_TTL_SECONDS = 10;
 export const DEFAULT_WAIT_TIMEOUT_MS = 30_000;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
-
-const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
 
 /** Applies defaults and rejects values that cannot work, naming the option and the fix. */
 export function resolveLockOptions(options: EtcdLockModuleOptions = {}): ResolvedLockOptions {
@@ -66,7 +65,7 @@ function resolveTtl(ttl: unknown = DEFAULT_TTL_SECONDS): number {
 }
 
 function resolvePrefix(prefix: unknown = DEFAULT_PREFIX): string {
-  if (typeof prefix !== 'string' || prefix.length === 0 || CONTROL_CHARACTERS.test(prefix)) {
+  if (typeof prefix !== 'string' || prefix.length === 0 || hasControlCharacter(prefix)) {
     throw new LockConfigurationError(
       INVALID_OPTION('prefix', `expected a non-empty string without control characters, got ${JSON.stringify(prefix)}`),
     );
