@@ -12,4 +12,5 @@ export default {
   testMatch: ['<rootDir>/test/**/*.spec.ts'],
   testTimeout: 60_000,
   maxWorkers: 2,
+  reporters: ['default', '<rootDir>/test/support/plain-summary.reporter.js'],
 };

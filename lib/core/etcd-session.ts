@@ -78,6 +78,7 @@ export class EtcdSession {
     this.validUntil = grantSentAt + ttlMs - this.marginMs;
     this.keepAliveTimer = setInterval(() => this.keepAlive(), this.intervalMs).unref();
     this.armDeadline();
+    void this.openStream(); // now, not at the first tick: the session's stream is part of opening it
   }
 
   /** True while the session can vouch for its locks; checks the clock, not only the timer. */

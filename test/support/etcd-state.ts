@@ -1,0 +1,29 @@
+import { expect } from '@jest/globals';
+import type { Etcd3 } from 'etcd3';
+
+/**
+ * Asserts etcd holds no keys under `prefix` and no leases: what every test file must leave.
+ * Leases of killed processes expire on etcd's clock, so this waits up to `graceMs` for them.
+ */
+export async function expectEtcdClean(client: Etcd3, prefix: string, graceMs = 5_000): Promise<void> {
+  const until = Date.now() + graceMs;
+  let leases: string[] = [];
+  for (;;) {
+    leases = (await client.leaseClient.leaseLeases()).leases.map(l => l.ID);
+    if (leases.length === 0 || Date.now() > until) break;
+    await new Promise(resolve => setTimeout(resolve, 100));
+  }
+  expect(await client.getAll().prefix(prefix).keys()).toEqual([]);
+  expect(leases).toEqual([]);
+}
+
+/** Reads one counter of etcd's Prometheus /metrics text, summing every label set that matches. */
+export function metric(text: string, name: string, labels: Record<string, string> = {}): number {
+  let total = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    if (!Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) continue;
+    total += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return total;
+}

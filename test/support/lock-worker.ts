@@ -1,0 +1,100 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { WorkerCommand } from '../workers/lock.worker.js';
+
+const WORKER = fileURLToPath(new URL('../workers/lock.worker.ts', import.meta.url));
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+/** An event the worker's LockService emitted (or 'work-stopped'), with the worker's wall time. */
+export interface WorkerEvent {
+  event: string;
+  key?: string;
+  token?: bigint;
+  reason?: string;
+  code?: string;
+  passes?: number[];
+  at: number;
+}
+
+/** A child process running test/workers/lock.worker.ts: a LockService of its own. */
+export class LockWorker {
+  readonly events: WorkerEvent[] = [];
+  private nextId = 0;
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private readonly listeners = new Set<() => void>();
+
+  private constructor(readonly process: ChildProcess) {
+    process.on('message', (message: { id?: number; ok?: boolean; result?: unknown; error?: { code?: string; message: string } } & Partial<WorkerEvent>) => {
+      if (message.id !== undefined) {
+        const call = this.pending.get(message.id)!;
+        this.pending.delete(message.id);
+        if (message.ok) call.resolve(message.result);
+        else call.reject(Object.assign(new Error(message.error!.message), { code: message.error!.code }));
+      } else if (message.event) {
+        this.events.push(message as WorkerEvent);
+        for (const listener of this.listeners) listener();
+      }
+    });
+    process.on('exit', () => {
+      for (const call of this.pending.values()) call.reject(new Error('worker exited'));
+      this.pending.clear();
+    });
+  }
+
+  static start(endpoints: string[], prefix: string, ttl = 1): Promise<LockWorker> {
+    const child = fork(WORKER, [], {
+      cwd: ROOT,
+      execArgv: ['--import', 'tsx'],
+      serialization: 'advanced', // bigint fencing tokens cross the IPC channel as they are
+      env: { ...process.env, ETCD_ENDPOINTS: endpoints.join(','), LOCK_PREFIX: prefix, LOCK_TTL: String(ttl), NODE_OPTIONS: '' },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    const worker = new LockWorker(child);
+    return new Promise((resolve, reject) => {
+      child.once('message', () => resolve(worker));
+      child.once('exit', code => reject(new Error(`lock worker exited with ${code} before it was ready`)));
+    });
+  }
+
+  request<T = unknown>(command: WorkerCommand): Promise<T> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.process.send({ id, command });
+    });
+  }
+
+  /** Resolves with the first event (already seen or coming) that matches; rejects after timeoutMs. */
+  waitForEvent(match: (e: WorkerEvent) => boolean, timeoutMs = 10_000): Promise<WorkerEvent> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const found = this.events.find(match);
+        if (!found) return;
+        this.listeners.delete(check);
+        clearTimeout(timer);
+        resolve(found);
+      };
+      const timer = setTimeout(() => {
+        this.listeners.delete(check);
+        reject(new Error(`no matching worker event within ${timeoutMs} ms; saw ${this.events.map(e => e.event).join(', ')}`));
+      }, timeoutMs);
+      this.listeners.add(check);
+      check();
+    });
+  }
+
+  /** Sends a signal and, for SIGKILL/SIGTERM, waits for the process to exit. */
+  async signal(signal: NodeJS.Signals): Promise<void> {
+    const exited = new Promise(resolve => (this.process.exitCode !== null || this.process.signalCode !== null ? resolve(null) : this.process.once('exit', resolve)));
+    this.process.kill(signal);
+    if (signal === 'SIGKILL' || signal === 'SIGTERM') await exited;
+  }
+
+  /** Closes the worker's LockService (revoking its lease) and ends the process. */
+  async stop(): Promise<void> {
+    if (this.process.exitCode !== null || this.process.signalCode !== null) return;
+    this.process.kill('SIGCONT'); // a paused worker cannot answer
+    await this.request({ op: 'close' }).catch(() => undefined);
+    await this.signal('SIGTERM');
+  }
+}

@@ -1,0 +1,100 @@
+// A separate OS process holding a LockService, driven by the test over IPC, so that
+// concurrency and fault claims are tested across real processes (and real signals).
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Etcd3 } from 'etcd3';
+import { LockService, type LockHandle } from '../../lib/index.js';
+
+export type WorkerCommand =
+  | { op: 'acquire'; key: string; waitTimeout?: number }
+  | { op: 'tryAcquire'; key: string }
+  | { op: 'release'; key: string }
+  | { op: 'probe'; key: string }
+  | { op: 'work'; key: string }
+  | { op: 'counter'; key: string; counterKey: string; cycles: number }
+  | { op: 'close' };
+
+/** One critical section of the counter loop, in wall-clock ms comparable across processes. */
+export interface CriticalSection {
+  token: bigint;
+  enter: number;
+  exit: number;
+  read: number;
+}
+
+const now = () => performance.timeOrigin + performance.now();
+const send = (message: unknown) => process.send?.(message);
+const hosts = process.env.ETCD_ENDPOINTS!.split(',');
+const service = new LockService({ etcd: { hosts }, prefix: process.env.LOCK_PREFIX, ttl: Number(process.env.LOCK_TTL ?? 1) });
+const etcd = new Etcd3({ hosts });
+const handles = new Map<string, LockHandle>();
+service.events$.subscribe(e => send({ event: e.type, key: e.key, token: e.token, reason: e.reason, at: now() }));
+
+async function run(command: WorkerCommand): Promise<unknown> {
+  switch (command.op) {
+    case 'acquire':
+    case 'tryAcquire': {
+      const lock =
+        command.op === 'acquire'
+          ? await service.acquire(command.key, { waitTimeout: command.waitTimeout ?? 30_000 })
+          : await service.tryAcquire(command.key);
+      if (lock) handles.set(command.key, lock);
+      return lock && { token: lock.token, at: now() };
+    }
+    case 'release':
+      await handles.get(command.key)?.release();
+      return { at: now() };
+    case 'probe': {
+      const lock = handles.get(command.key)!;
+      let assertError: string | undefined;
+      try {
+        lock.assertHeld();
+      } catch (err) {
+        assertError = (err as { code?: string }).code;
+      }
+      return { isHeld: lock.isHeld, aborted: lock.signal.aborted, reason: lock.signal.reason?.code, assertError };
+    }
+    case 'work': {
+      // the loop a careful holder runs: check the lock before every step of work
+      const lock = handles.get(command.key)!;
+      void (async () => {
+        const passes: number[] = [];
+        try {
+          for (;;) {
+            lock.assertHeld();
+            passes.push(now());
+            await sleep(10);
+          }
+        } catch (err) {
+          send({ event: 'work-stopped', code: (err as { code?: string }).code, passes, at: now() });
+        }
+      })();
+      return null;
+    }
+    case 'counter': {
+      // an unsafe read, pause, write increment: only mutual exclusion keeps the count exact
+      const sections: CriticalSection[] = [];
+      for (let i = 0; i < command.cycles; i++) {
+        await service.withLock(command.key, async lock => {
+          const enter = now();
+          const read = Number((await etcd.get(command.counterKey).string()) ?? '0');
+          await sleep(Math.random() < 0.5 ? 0 : 1);
+          await etcd.put(command.counterKey).value(String(read + 1));
+          sections.push({ token: lock.token, enter, exit: now(), read });
+        });
+      }
+      return sections;
+    }
+    case 'close':
+      await service.close();
+      etcd.close();
+      return null;
+  }
+}
+
+process.on('message', (message: { id: number; command: WorkerCommand }) => {
+  run(message.command).then(
+    result => send({ id: message.id, ok: true, result }),
+    (err: Error & { code?: string }) => send({ id: message.id, ok: false, error: { code: err.code, name: err.name, message: err.message } }),
+  );
+});
+send({ ready: true });
