@@ -1,8 +1,9 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { performance } from 'node:perf_hooks';
-import { Etcd3, EtcdLeaseInvalidError } from 'etcd3';
+import { EtcdLeaseInvalidError, type Etcd3 } from 'etcd3';
 import { Subject, type Observable } from 'rxjs';
 import { AbortScope } from './core/abort-scope.js';
+import { createEtcdClient } from './core/etcd-client.js';
 import { EtcdMutex, QueueKeyGoneError, holdWatchStreamOpen } from './core/etcd-mutex.js';
 import { EtcdSession } from './core/etcd-session.js';
 import { queuePrefix, prefixEnd, validateLockKey } from './core/lock-key.js';
@@ -56,7 +57,7 @@ export class LockService {
   constructor(options: EtcdLockModuleOptions = {}) {
     this.options = resolveLockOptions(options);
     this.ownsClient = !options.client;
-    this.client = options.client ?? new Etcd3(this.options.etcd);
+    this.client = options.client ?? createEtcdClient(this.options.etcd);
     this.events$ = this.events.asObservable();
   }
 

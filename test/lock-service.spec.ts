@@ -324,6 +324,27 @@ describe('loss is never silent', () => {
     await again.release();
   });
 
+  it('a lease declared lost is revoked once etcd is back, though a restarted etcd re-extends it', async () => {
+    if (etcd.members.length === 0) return expect(etcd.source).toBe('env'); // external etcd: not ours to restart
+    const leasesBefore = new Set((await admin.leaseClient.leaseLeases()).leases.map(l => l.ID));
+    const locks = newService({ ttl: 2 });
+    const lock = await locks.acquire('revoke-lost');
+    const [lease] = (await admin.leaseClient.leaseLeases()).leases.map(l => l.ID).filter(id => !leasesBefore.has(id));
+    await etcd.members[0].kill();
+    try {
+      await until(() => lock.signal.aborted, 5_000); // lost at the local deadline, etcd down
+    } finally {
+      await etcd.members[0].start(); // etcd grants every lease a fresh TTL on start
+    }
+    for (const end = Date.now() + 5_000; Date.now() < end; await sleep(50)) {
+      const leases = (await admin.leaseClient.leaseLeases()).leases.map(l => l.ID);
+      if (!leases.includes(lease)) break;
+    }
+    expect((await admin.leaseClient.leaseLeases()).leases.map(l => l.ID)).not.toContain(lease);
+    // gone because we revoked it (etcd's own expiry is not a LeaseRevoke call); counters restart with etcd
+    expect(metric(await etcd.metrics(), 'grpc_server_handled_total', { grpc_method: 'LeaseRevoke', grpc_code: 'OK' })).toBeGreaterThanOrEqual(1);
+  });
+
   it('release twice is a no-op; released handles report LockNotHeldError', async () => {
     const locks = newService();
     const events = record(locks);

@@ -4,7 +4,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/glob
 import { Etcd3 } from 'etcd3';
 import { startEtcd, type EtcdHandle } from '../harness/etcd.js';
 import { LockService } from '../lib/index.js';
-import { expectEtcdClean } from './support/etcd-state.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { expectEtcdClean, metric } from './support/etcd-state.js';
 import { LockWorker } from './support/lock-worker.js';
 import type { CriticalSection } from './workers/lock.worker.js';
 
@@ -114,6 +115,27 @@ describe('across processes', () => {
     const waiting = waiter.request({ op: 'acquire', key: 'closed', waitTimeout: 3_000 }); // TTL is 30 s
     await waiter.waitForEvent(e => e.event === 'waiting');
     await holder.request({ op: 'close' });
+    await expect(waiting).resolves.toMatchObject({ token: expect.any(BigInt) });
+  });
+});
+
+describe('watch trouble', () => {
+  it('etcd restarts and compacts while a waiter is paused: the waiter re-reads instead of trusting the resumed watch', async () => {
+    if (etcd.members.length === 0) return expect(etcd.source).toBe('env'); // external etcd: not ours to restart
+    const [holder, waiter] = await startWorkers(2, 3);
+    await holder.request({ op: 'acquire', key: 'restart' });
+    const watchers = async () => metric(await etcd.metrics(), 'etcd_debugging_mvcc_watcher_total');
+    const before = await watchers();
+    const waiting = waiter.request<{ token: bigint }>({ op: 'acquire', key: 'restart', waitTimeout: 10_000 });
+    await waiter.waitForEvent(e => e.event === 'waiting');
+    while ((await watchers()) < before + 2) await sleep(10); // the waiter's stream anchor and predecessor watch
+    await waiter.signal('SIGSTOP'); // it cannot reconnect before the history it watches is compacted
+    await etcd.members[0].stop();
+    await etcd.members[0].start();
+    await holder.request({ op: 'release', key: 'restart' }); // the delete the waiter's old watch would carry
+    const { header } = await admin.kv.range({ key: Buffer.from(PREFIX) });
+    await admin.kv.compact({ revision: header.revision, physical: true });
+    await waiter.signal('SIGCONT');
     await expect(waiting).resolves.toMatchObject({ token: expect.any(BigInt) });
   });
 });

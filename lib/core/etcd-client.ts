@@ -1,0 +1,39 @@
+import {
+  ConsecutiveBreaker,
+  ExponentialBackoff,
+  circuitBreaker,
+  handleWhen,
+  type IBackoff,
+  noop,
+  retry,
+} from 'cockatiel';
+import { Etcd3, isRecoverableError, type IOptions } from 'etcd3';
+
+/**
+ * Creates the etcd3 client a LockService owns, with fault handling fit for locks. etcd3's
+ * defaults open a per-host circuit breaker for 5 s after 3 failures and back a broken watch
+ * stream off up to 30 s: after a short etcd outage, releases, revocations of lost leases
+ * and waiters' watches would all stall for seconds while etcd is already back. Retrying
+ * is safe here because every write of the lock is idempotent (deterministic keys, guarded
+ * deletes, client-chosen lease ids). Anything the caller sets in `faultHandling` wins.
+ */
+export function createEtcdClient(options: IOptions): Etcd3 {
+  const hosts = typeof options.hosts === 'string' ? [options.hosts] : options.hosts;
+  return new Etcd3({
+    ...options,
+    faultHandling: {
+      // a breaker only helps to skip a dead member when there is another to try
+      host: () =>
+        hosts.length > 1
+          ? circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 1_000, breaker: new ConsecutiveBreaker(3) })
+          : noop,
+      global: retry(handleWhen(isRecoverableError), {
+        maxAttempts: 3,
+        backoff: new ExponentialBackoff({ initialDelay: 25, maxDelay: 250 }),
+      }),
+      // etcd3 types this as an IBackoff but uses it as the factory its own default is
+      watchBackoff: new ExponentialBackoff({ initialDelay: 50, maxDelay: 1_000 }) as unknown as IBackoff<unknown>,
+      ...options.faultHandling,
+    },
+  });
+}
