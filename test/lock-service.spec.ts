@@ -183,6 +183,16 @@ describe('queueing', () => {
     await after!.release();
   });
 
+  it('await using releases the lock at the end of the block', async () => {
+    const locks = newService();
+    {
+      await using lock = await locks.acquire('using');
+      expect(lock.isHeld).toBe(true);
+      expect(await queueKeys('using')).toHaveLength(1);
+    }
+    expect(await queueKeys('using')).toEqual([]);
+  });
+
   it('current() is the innermost lock of the calling context', async () => {
     const locks = newService();
     expect(locks.current()).toBeUndefined();
@@ -307,44 +317,6 @@ describe('loss is never silent', () => {
     await second.release();
   });
 
-  it('a paused etcd (stream open, no answers): every lock is lost at the local deadline', async () => {
-    if (etcd.members.length === 0) return expect(etcd.source).toBe('env'); // external etcd: not ours to pause
-    const locks = newService();
-    const lock = await locks.acquire('deadline');
-    etcd.members[0].pause();
-    try {
-      // the keepalive stream stays ESTABLISHED: only the deadline can tell
-      await until(() => lock.signal.aborted, 4_000);
-    } finally {
-      etcd.members[0].resume();
-    }
-    expect((lock.signal.reason as LockLostError).reason).toBe('session-expired');
-    // a new session replaces the lost one; the old lease is revoked once etcd answers
-    const again = await locks.acquire('deadline');
-    await again.release();
-  });
-
-  it('a lease declared lost is revoked once etcd is back, though a restarted etcd re-extends it', async () => {
-    if (etcd.members.length === 0) return expect(etcd.source).toBe('env'); // external etcd: not ours to restart
-    const leasesBefore = new Set((await admin.leaseClient.leaseLeases()).leases.map(l => l.ID));
-    const locks = newService({ ttl: 2 });
-    const lock = await locks.acquire('revoke-lost');
-    const [lease] = (await admin.leaseClient.leaseLeases()).leases.map(l => l.ID).filter(id => !leasesBefore.has(id));
-    await etcd.members[0].kill();
-    try {
-      await until(() => lock.signal.aborted, 5_000); // lost at the local deadline, etcd down
-    } finally {
-      await etcd.members[0].start(); // etcd grants every lease a fresh TTL on start
-    }
-    for (const end = Date.now() + 5_000; Date.now() < end; await sleep(50)) {
-      const leases = (await admin.leaseClient.leaseLeases()).leases.map(l => l.ID);
-      if (!leases.includes(lease)) break;
-    }
-    expect((await admin.leaseClient.leaseLeases()).leases.map(l => l.ID)).not.toContain(lease);
-    // gone because we revoked it (etcd's own expiry is not a LeaseRevoke call); counters restart with etcd
-    expect(metric(await etcd.metrics(), 'grpc_server_handled_total', { grpc_method: 'LeaseRevoke', grpc_code: 'OK' })).toBeGreaterThanOrEqual(1);
-  });
-
   it('release twice is a no-op; released handles report LockNotHeldError', async () => {
     const locks = newService();
     const events = record(locks);
@@ -353,7 +325,9 @@ describe('loss is never silent', () => {
     const before = await etcd.metrics();
     await lock.release();
     const after = await etcd.metrics();
-    expect(metric(after, 'grpc_server_handled_total', { grpc_type: 'unary' })).toBe(metric(before, 'grpc_server_handled_total', { grpc_type: 'unary' }));
+    const releaseRpcs = (text: string) =>
+      metric(text, 'grpc_server_handled_total', { grpc_method: 'Txn' }) + metric(text, 'grpc_server_handled_total', { grpc_method: 'DeleteRange' });
+    expect(releaseRpcs(after)).toBe(releaseRpcs(before));
     expect(events.map(e => e.type)).toEqual(['acquired', 'released']);
     expect(lock.signal.reason).toBeInstanceOf(LockNotHeldError);
     expect(() => lock.assertHeld()).toThrow(LockNotHeldError);
@@ -472,6 +446,48 @@ describe('bad input', () => {
       await slow.stop();
     }
   });
+});
+
+// Last: these stop or pause the file's etcd, and every session in the file is lost with it.
+describe('etcd faults', () => {
+  it('a paused etcd (stream open, no answers): every lock is lost at the local deadline', async () => {
+    if (etcd.members.length === 0) return expect(etcd.source).toBe('env'); // external etcd: not ours to pause
+    const locks = newService();
+    const lock = await locks.acquire('deadline');
+    etcd.members[0].pause();
+    try {
+      // the keepalive stream stays ESTABLISHED: only the deadline can tell
+      await until(() => lock.signal.aborted, 4_000);
+    } finally {
+      etcd.members[0].resume();
+    }
+    expect((lock.signal.reason as LockLostError).reason).toBe('session-expired');
+    // a new session replaces the lost one; the old lease is revoked once etcd answers
+    const again = await locks.acquire('deadline');
+    await again.release();
+  });
+
+  it('a lease declared lost is revoked once etcd is back, though a restarted etcd re-extends it', async () => {
+    if (etcd.members.length === 0) return expect(etcd.source).toBe('env'); // external etcd: not ours to restart
+    const leasesBefore = new Set((await admin.leaseClient.leaseLeases()).leases.map(l => l.ID));
+    const locks = newService({ ttl: 2 });
+    const lock = await locks.acquire('revoke-lost');
+    const [lease] = (await admin.leaseClient.leaseLeases()).leases.map(l => l.ID).filter(id => !leasesBefore.has(id));
+    await etcd.members[0].kill();
+    try {
+      await until(() => lock.signal.aborted, 5_000); // lost at the local deadline, etcd down
+    } finally {
+      await etcd.members[0].start(); // etcd grants every lease a fresh TTL on start
+    }
+    for (const end = Date.now() + 5_000; Date.now() < end; await sleep(50)) {
+      const leases = (await admin.leaseClient.leaseLeases()).leases.map(l => l.ID);
+      if (!leases.includes(lease)) break;
+    }
+    expect((await admin.leaseClient.leaseLeases()).leases.map(l => l.ID)).not.toContain(lease);
+    // gone because we revoked it (etcd's own expiry is not a LeaseRevoke call); counters restart with etcd
+    expect(metric(await etcd.metrics(), 'grpc_server_handled_total', { grpc_method: 'LeaseRevoke', grpc_code: 'OK' })).toBeGreaterThanOrEqual(1);
+  });
+
 });
 
 describe('cleanup', () => {
