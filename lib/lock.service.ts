@@ -4,6 +4,7 @@ import { EtcdLeaseInvalidError, type Etcd3 } from 'etcd3';
 import { Subject, type Observable } from 'rxjs';
 import { AbortScope } from './core/abort-scope.js';
 import { createEtcdClient } from './core/etcd-client.js';
+import { retryWithBackoff } from './core/retry.js';
 import { EtcdMutex, QueueKeyGoneError, holdWatchStreamOpen } from './core/etcd-mutex.js';
 import { EtcdSession } from './core/etcd-session.js';
 import { queuePrefix, prefixEnd, validateLockKey } from './core/lock-key.js';
@@ -237,13 +238,14 @@ export class LockService {
    * the key with it).
    */
   private async discard(mutex: EtcdMutex, session: EtcdSession): Promise<void> {
-    for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
-      try {
-        return await mutex.release();
-      } catch {
-        if (!session.isValid || this.closing.signal.aborted) return;
-        await new Promise(resolve => setTimeout(resolve, delay).unref());
-      }
+    try {
+      await mutex.release(); // awaited: a failed acquire returns with its key already gone
+    } catch {
+      void retryWithBackoff(() => mutex.release(), {
+        initialMs: 100,
+        maxMs: 2000,
+        retryIf: () => session.isValid && !this.closing.signal.aborted,
+      }).catch(() => undefined);
     }
   }
 

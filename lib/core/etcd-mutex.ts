@@ -10,6 +10,7 @@ import {
   type ITxnResponse,
 } from 'etcd3';
 import { prefixEnd } from './lock-key.js';
+import { retryWithBackoff } from './retry.js';
 
 /** Thrown by {@link EtcdMutex.waitForTurn} when our queue key vanished while we waited. */
 export class QueueKeyGoneError extends Error {}
@@ -170,16 +171,13 @@ export class EtcdMutex {
   }
 
   /** A read-only transaction (a linearizable read, no Raft entry), retried while etcd is unreachable. */
-  private async readUntilAnswered(signal: AbortSignal, txn: Parameters<Etcd3['kv']['txn']>[0]): Promise<ITxnResponse> {
-    for (let delay = 50; ; delay = Math.min(delay * 2, 1000)) {
-      signal.throwIfAborted();
-      try {
-        return await this.client.kv.txn(txn);
-      } catch (err) {
-        if (!isRecoverableError(err as Error)) throw err;
-        await abortableSleep(delay, signal);
-      }
-    }
+  private readUntilAnswered(signal: AbortSignal, txn: Parameters<Etcd3['kv']['txn']>[0]): Promise<ITxnResponse> {
+    return retryWithBackoff(() => this.client.kv.txn(txn), {
+      initialMs: 50,
+      maxMs: 1000,
+      signal,
+      retryIf: err => isRecoverableError(err as Error),
+    });
   }
 
   /** Resolves when `key` is deleted at or after `fromRevision`, or when the watch has any trouble. */
@@ -221,18 +219,4 @@ export function holdWatchStreamOpen(client: Etcd3, idleKey: string): () => void 
 
 function rangeAt(res: ITxnResponse, index: number): IKeyValue[] {
   return res.responses[index]?.response_range?.kvs ?? [];
-}
-
-function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }

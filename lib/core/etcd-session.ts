@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { ClientClosedError, EtcdLeaseInvalidError, type Etcd3, type IDuplexStream, type ILeaseKeepAliveRequest, type ILeaseKeepAliveResponse } from 'etcd3';
 import { LockConfigurationError } from './lock.errors.js';
 import { TTL_BELOW_MINIMUM } from './lock.messages.js';
+import { retryWithBackoff, sleep } from './retry.js';
 
 type KeepAliveStream = IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>;
 
@@ -185,18 +186,11 @@ export class EtcdSession {
    * every lease a fresh TTL. Revoke it as soon as etcd answers, until the client is closed.
    */
   private async revokeWhenReachable(): Promise<void> {
-    for (let delay = 100; ; delay = Math.min(delay * 2, 5000)) {
-      try {
-        return await this.revoke();
-      } catch (err) {
-        if (err instanceof EtcdLeaseInvalidError) return; // already gone
-        if (err instanceof ClientClosedError || this.closed) return;
-        await sleep(delay);
-      }
-    }
+    await retryWithBackoff(() => this.revoke(), {
+      initialMs: 100,
+      maxMs: 5000,
+      // already gone, or nothing left to try it with
+      retryIf: err => !(err instanceof EtcdLeaseInvalidError || err instanceof ClientClosedError || this.closed),
+    }).catch(() => undefined);
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise(resolve => setTimeout(resolve, ms).unref());
 }

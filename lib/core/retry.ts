@@ -1,0 +1,34 @@
+/**
+ * Calls `attempt` until it succeeds, sleeping between tries (doubling from `initialMs` up to
+ * `maxMs`) while `retryIf(error)` says the failure is worth another try. Rejects with the
+ * last error otherwise, or with the signal's reason once it aborts.
+ */
+export async function retryWithBackoff<T>(
+  attempt: () => Promise<T>,
+  options: { initialMs: number; maxMs: number; retryIf: (error: unknown) => boolean; signal?: AbortSignal },
+): Promise<T> {
+  for (let delay = options.initialMs; ; delay = Math.min(delay * 2, options.maxMs)) {
+    options.signal?.throwIfAborted();
+    try {
+      return await attempt();
+    } catch (err) {
+      if (!options.retryIf(err)) throw err;
+      await sleep(delay, options.signal);
+    }
+  }
+}
+
+/** Resolves after `ms` (without keeping the process alive), or rejects when `signal` aborts. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms).unref();
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
