@@ -9,6 +9,9 @@ import {
 } from 'cockatiel';
 import { Etcd3, isRecoverableError, type IOptions } from 'etcd3';
 
+/** How long one etcd request may take before it fails (and, where safe, is retried). */
+export const UNARY_CALL_TIMEOUT_MS = 5_000;
+
 /**
  * Creates the etcd3 client a LockService owns, with fault handling fit for locks. etcd3's
  * defaults open a per-host circuit breaker for 5 s after 3 failures and back a broken watch
@@ -20,6 +23,9 @@ import { Etcd3, isRecoverableError, type IOptions } from 'etcd3';
 export function createEtcdClient(options: IOptions): Etcd3 {
   const hosts = typeof options.hosts === 'string' ? [options.hosts] : options.hosts;
   return new Etcd3({
+    // a blackholed etcd (packets dropped, no reset) would otherwise hold a release until TCP gives up;
+    // streams (watch, keepalive) live on, the session deadline watches over those
+    defaultCallOptions: context => (context.isStream ? {} : { deadline: Date.now() + UNARY_CALL_TIMEOUT_MS }),
     ...options,
     faultHandling: {
       // a breaker only helps to skip a dead member when there is another to try
