@@ -46,7 +46,8 @@ export function validateWaitTimeout(value: unknown, option = 'waitTimeout'): num
   return validateDuration(option, value, true);
 }
 
-function validateDuration(option: string, value: unknown, allowInfinity: boolean): number {
+/** Checks a duration option in ms: a number ≥ 0 (and Infinity where that means "no limit"). */
+export function validateDuration(option: string, value: unknown, allowInfinity: boolean): number {
   const ok = typeof value === 'number' && value >= 0 && (Number.isFinite(value) || (allowInfinity && value === Infinity));
   if (!ok) {
     const expected = allowInfinity ? 'milliseconds >= 0, or Infinity to wait forever' : 'milliseconds >= 0';

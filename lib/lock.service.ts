@@ -20,7 +20,7 @@ import {
   type LockLossReason,
 } from './core/lock.errors.js';
 import { EtcdLockHandle, HeldLock, type LockHandle } from './core/lock.handle.js';
-import { resolveLockOptions, validateWaitTimeout, type ResolvedLockOptions } from './etcd-lock.options.js';
+import { resolveLockOptions, validateDuration, validateWaitTimeout, type ResolvedLockOptions } from './etcd-lock.options.js';
 import type { AcquireOptions, TryAcquireOptions } from './interfaces/acquire-options.interface.js';
 import type { EtcdLockModuleOptions } from './interfaces/etcd-lock-module-options.interface.js';
 import type { LockEvent } from './interfaces/lock-event.interface.js';
@@ -69,13 +69,13 @@ export class LockService {
   async acquire(key: string, options: AcquireOptions = {}): Promise<LockHandle> {
     const name = this.prepare(key, options.signal);
     const waitTimeout = validateWaitTimeout(options.waitTimeout ?? this.options.waitTimeout);
-    return this.reenter(name, options.reentrant) ?? (await this.lock(name, true, waitTimeout, options.signal))!;
+    return this.reenter(name, options.reentrant) ?? (await this.lock(name, { ...options, waitTimeout }))!;
   }
 
   /** Takes the lock only if it is free; null otherwise, and nothing is left behind in etcd. */
   async tryAcquire(key: string, options: TryAcquireOptions = {}): Promise<LockHandle | null> {
     const name = this.prepare(key, options.signal);
-    return this.reenter(name, options.reentrant) ?? this.lock(name, false, 0, options.signal);
+    return this.reenter(name, options.reentrant) ?? this.lock(name, options);
   }
 
   /**
@@ -84,7 +84,7 @@ export class LockService {
    * (its own error, if any, as the cause): its result may not be trusted.
    */
   async withLock<T>(key: string, fn: (lock: LockHandle) => T | Promise<T>, options?: AcquireOptions): Promise<T> {
-    return this.runHolding(await this.acquire(key, options), fn);
+    return this.holdDuring(await this.acquire(key, options), fn);
   }
 
   /** Like withLock, but runs `fn` only if the lock is free right now. */
@@ -94,8 +94,11 @@ export class LockService {
     options?: TryAcquireOptions,
   ): Promise<{ acquired: boolean; result?: T }> {
     const lock = await this.tryAcquire(key, options);
-    if (!lock) return { acquired: false };
-    return { acquired: true, result: await this.runHolding(lock, fn) };
+    if (!lock) {
+      this.reportSkipped(key);
+      return { acquired: false };
+    }
+    return { acquired: true, result: await this.holdDuring(lock, fn) };
   }
 
   /** True when anyone (any process) holds or waits for the lock. */
@@ -150,10 +153,15 @@ export class LockService {
     return new EtcdLockHandle(outer, held => this.releaseHold(held));
   }
 
-  private async lock(name: string, wait: boolean, waitTimeout: number, signal?: AbortSignal): Promise<LockHandle | null> {
+  /** Takes `name` in etcd: queueing when `waitTimeout` is given, else only if it is free. */
+  private async lock(name: string, options: AcquireOptions): Promise<LockHandle | null> {
+    const { waitTimeout, signal } = options;
+    const wait = waitTimeout !== undefined;
+    const maxHold = validateDuration('maxHold', options.maxHold ?? Infinity, true);
+    const minHold = validateDuration('minHold', options.minHold ?? 0, false);
     const startedAt = performance.now();
     const session = await this.currentSession();
-    const stop = new AbortScope([this.closing.signal, session.signal, signal], wait ? waitTimeout : Infinity);
+    const stop = new AbortScope([this.closing.signal, session.signal, signal], waitTimeout);
     const prefix = queuePrefix(this.options.prefix, name);
     const mutex = new EtcdMutex(
       this.client,
@@ -183,9 +191,10 @@ export class LockService {
     } finally {
       stop.dispose();
     }
-    const held = new HeldLock(name, mutex, session);
+    const held = new HeldLock(name, mutex, session, minHold);
     this.held.add(held);
     held.stopWatching = mutex.watchHolder(() => this.end(held, 'key-deleted'));
+    if (maxHold !== Infinity) held.maxHoldTimer = setTimeout(() => this.expire(held), maxHold).unref();
     this.emit({ type: 'acquired', key: name, token: held.token, waitedMs: performance.now() - startedAt });
     return new EtcdLockHandle(held, h => this.releaseHold(h));
   }
@@ -215,11 +224,25 @@ export class LockService {
     return new EtcdUnavailableError(hosts, err);
   }
 
-  /** Gives up one hold; the last one releases the key in etcd (guarded by its revision). */
+  /**
+   * Gives up one hold; the last one releases the key in etcd (guarded by its revision),
+   * at once or, within minHold, as soon as minHold has passed (without making the caller wait).
+   */
   private async releaseHold(held: HeldLock): Promise<void> {
     if (--held.holds > 0) return;
+    const early = held.minHold - (performance.now() - held.acquiredAt);
+    if (early > 0) setTimeout(() => void this.releaseNow(held), early).unref();
+    else await this.releaseNow(held);
+  }
+
+  private async releaseNow(held: HeldLock): Promise<void> {
     if (!this.end(held, 'released')) return; // already lost or released
     await this.discard(held.mutex, held.session);
+  }
+
+  /** maxHold passed: the lock ends as if lost (signal, LockLostError) and its key is released. */
+  private expire(held: HeldLock): void {
+    if (this.end(held, 'max-hold')) void this.discard(held.mutex, held.session);
   }
 
   /** Ends a lock once: released by us, or lost. Returns false if it had already ended. */
@@ -228,7 +251,7 @@ export class LockService {
     this.held.delete(held);
     const heldMs = performance.now() - held.acquiredAt;
     if (how === 'released') this.emit({ type: 'released', key: held.key, token: held.token, heldMs });
-    else this.emit({ type: 'lost', key: held.key, token: held.token, heldMs, reason: how });
+    else this.emit({ type: how === 'max-hold' ? 'expired' : 'lost', key: held.key, token: held.token, heldMs, reason: how });
     return true;
   }
 
@@ -249,11 +272,14 @@ export class LockService {
     }
   }
 
-  private async runHolding<T>(lock: LockHandle, fn: (lock: LockHandle) => T | Promise<T>): Promise<T> {
-    const held = (lock as EtcdLockHandle).held;
-    const locks = new Map(this.scope.getStore()?.locks).set(lock.key, held);
+  /**
+   * Runs `fn` in the async scope of `lock` (for current() and reentrancy), releases the lock
+   * after, and rejects with LockLostError if the lock was lost meanwhile.
+   * @internal used by withLock and by the @WithLock decorator
+   */
+  async holdDuring<T>(lock: LockHandle, fn: (lock: LockHandle) => T | Promise<T>): Promise<T> {
     try {
-      const result = await this.scope.run({ locks, current: lock }, () => fn(lock));
+      const result = await this.enterScope(lock, () => fn(lock));
       if (lock.signal.reason instanceof LockLostError) throw lock.signal.reason;
       return result;
     } catch (err) {
@@ -263,6 +289,34 @@ export class LockService {
     } finally {
       await lock.release();
     }
+  }
+
+  /**
+   * Runs `fn` synchronously in the async scope of `lock`: current() returns it there, and
+   * acquiring its key again re-enters it.
+   * @internal used by the @WithLock interceptor, which holds the lock across an Observable
+   */
+  enterScope<T>(lock: LockHandle, fn: () => T): T {
+    const locks = new Map(this.scope.getStore()?.locks).set(lock.key, (lock as EtcdLockHandle).held);
+    return this.scope.run({ locks, current: lock }, fn);
+  }
+
+  /**
+   * Emits `skipped`: a function was not run because its lock was busy.
+   * @internal used by tryWithLock and by @WithLock with onContention 'skip'
+   */
+  reportSkipped(key: string): void {
+    this.emit({ type: 'skipped', key });
+  }
+
+  /** Nest lifecycle hook: opens the session at startup, so a bad TTL or an unreachable etcd fails bootstrap. */
+  async onModuleInit(): Promise<void> {
+    await this.currentSession();
+  }
+
+  /** Nest lifecycle hook: {@link close}. */
+  async onApplicationShutdown(): Promise<void> {
+    await this.close();
   }
 
   /** The live session, opened on first use and replaced after it expires. */

@@ -15,7 +15,14 @@ export type LockErrorCode =
 /** Why a held lock stopped being ours without a release. */
 export type LockLossReason =
   | 'session-expired' // no keepalive was acknowledged within the TTL, or etcd reported the lease gone
-  | 'key-deleted'; // someone deleted the holder's key (admin, etcdctl, forceUnlock)
+  | 'key-deleted' // someone deleted the holder's key (admin, etcdctl, forceUnlock)
+  | 'max-hold'; // held longer than its maxHold: released on purpose
+
+const LOSS_EXPLANATIONS: Record<LockLossReason, string> = {
+  'session-expired': 'its etcd session (lease) expired',
+  'key-deleted': 'its key was deleted in etcd',
+  'max-hold': 'it was held longer than its maxHold and was released',
+};
 
 /** Base class of every error this library throws; switch on `code`. @publicApi */
 export abstract class LockError extends Error {
@@ -37,11 +44,17 @@ export class LockTimeoutError extends LockError {
   }
 }
 
-/** The calling async context already holds the key and asked for no reentrancy. */
+/**
+ * The lock is held and the call would not wait: by another holder (`onContention: 'fail'`),
+ * or by the calling async context itself with `reentrant: false`.
+ */
 export class LockAlreadyHeldError extends LockError {
   readonly code = 'LOCK_ALREADY_HELD';
-  constructor(readonly key: string) {
-    super(messages.LOCK_ALREADY_HELD(key));
+  constructor(
+    readonly key: string,
+    readonly heldBy: 'this-context' | 'another-holder' = 'this-context',
+  ) {
+    super(heldBy === 'this-context' ? messages.LOCK_ALREADY_HELD(key) : messages.LOCK_BUSY(key));
   }
 }
 
@@ -61,13 +74,7 @@ export class LockLostError extends LockError {
     readonly reason: LockLossReason,
     options?: { cause?: unknown },
   ) {
-    super(
-      messages.LOCK_LOST(
-        key,
-        reason === 'key-deleted' ? 'its key was deleted in etcd' : 'its etcd session (lease) expired',
-      ),
-      options,
-    );
+    super(messages.LOCK_LOST(key, LOSS_EXPLANATIONS[reason]), options);
   }
 }
 

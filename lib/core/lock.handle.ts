@@ -34,12 +34,15 @@ export class HeldLock {
   holds = 1;
   readonly acquiredAt = performance.now();
   stopWatching: () => void = () => undefined;
+  maxHoldTimer: NodeJS.Timeout | undefined;
   private readonly ended = new AbortController();
 
   constructor(
     readonly key: string,
     readonly mutex: EtcdMutex,
     readonly session: EtcdSession,
+    /** ms from acquiredAt before which a release is deferred */
+    readonly minHold = 0,
   ) {}
 
   get token(): bigint {
@@ -68,6 +71,7 @@ export class HeldLock {
   private end(reason: LockLostError | LockNotHeldError): boolean {
     if (this.ended.signal.aborted) return false;
     this.stopWatching();
+    clearTimeout(this.maxHoldTimer);
     this.ended.abort(reason);
     return true;
   }

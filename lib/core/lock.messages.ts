@@ -7,6 +7,10 @@ export const LOCK_ALREADY_HELD = (key: string) =>
   `Lock "${key}" is already held by this async context and reentrant is false. ` +
   `Pass { reentrant: true }, or release the outer lock first.`;
 
+export const LOCK_BUSY = (key: string) =>
+  `Lock "${key}" is held by another holder and this call does not wait (onContention 'fail'). ` +
+  `Retry later, or use onContention 'wait' with a waitTimeout.`;
+
 export const LOCK_RELEASED = (key: string) =>
   `Lock "${key}" was released. Acquire it again before touching what it protects.`;
 

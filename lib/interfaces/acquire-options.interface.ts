@@ -13,6 +13,18 @@ export interface AcquireOptions {
    * @default true
    */
   reentrant?: boolean;
+  /**
+   * Longest time in ms the lock may be held. Past it the lock is released, its signal aborts
+   * (LockLostError, reason 'max-hold'), `expired` is emitted and withLock rejects.
+   * @default Infinity
+   */
+  maxHold?: number;
+  /**
+   * Shortest time in ms the lock is held: an earlier release returns at once but frees the
+   * key in etcd only once minHold has passed, so a fast job is not run again by a slower replica.
+   * @default 0
+   */
+  minHold?: number;
 }
 
 /** Per-call options of `tryAcquire` and `tryWithLock`: they never wait. @publicApi */

@@ -1,7 +1,14 @@
 import type { LockLossReason } from '../core/lock.errors.js';
 
 /** @publicApi */
-export type LockEventType = 'waiting' | 'acquired' | 'released' | 'lost' | 'timeout';
+export type LockEventType =
+  | 'waiting' // queued behind another holder
+  | 'acquired'
+  | 'released'
+  | 'lost' // session expired or key deleted while held
+  | 'expired' // held past its maxHold: released on purpose, the signal aborted
+  | 'timeout' // waitTimeout passed while queued
+  | 'skipped'; // tryWithLock or onContention 'skip': the lock was busy, the function did not run
 
 /**
  * Something that happened to a lock, emitted on `LockService.events$`.
@@ -20,8 +27,8 @@ export interface LockEvent {
   readonly at: Date;
   /** On `acquired` and `timeout`: how long the acquire waited. */
   readonly waitedMs?: number;
-  /** On `released` and `lost`: how long the lock was held. */
+  /** On `released`, `lost` and `expired`: how long the lock was held. */
   readonly heldMs?: number;
-  /** On `lost`: why. */
+  /** On `lost` and `expired`: why. */
   readonly reason?: LockLossReason;
 }
