@@ -4,7 +4,9 @@ import type { IOptions } from 'etcd3';
 import { hasControlCharacter } from './core/lock-key.js';
 import { LockConfigurationError } from './core/lock.errors.js';
 import { INVALID_OPTION } from './core/lock.messages.js';
+import { BAD_WITH_LOCK_OPTION } from './etcd-lock.messages.js';
 import type { EtcdLockModuleOptions } from './interfaces/etcd-lock-module-options.interface.js';
+import type { WithLockOptions } from './interfaces/with-lock-options.interface.js';
 
 /** Options with every default applied and every value checked. */
 export interface ResolvedLockOptions {
@@ -83,4 +85,33 @@ function resolveOwnerId(ownerId: unknown): string {
     );
   }
   return ownerId;
+}
+
+const CONTENTION_MODES = ['wait', 'fail', 'skip'];
+
+/** Checks @WithLock options at bootstrap, naming the method; returns them unchanged. */
+export function validateWithLockOptions(options: WithLockOptions, where: string): WithLockOptions {
+  const fail = (option: string, why: string) => new LockConfigurationError(BAD_WITH_LOCK_OPTION(where, option, why));
+  if (options.onContention !== undefined && !CONTENTION_MODES.includes(options.onContention)) {
+    throw fail('onContention', `must be one of ${CONTENTION_MODES.join(', ')}, got ${JSON.stringify(options.onContention)}`);
+  }
+  if (options.reentrant !== undefined && typeof options.reentrant !== 'boolean') throw fail('reentrant', 'must be a boolean');
+  for (const [option, allowInfinity] of [['waitTimeout', true], ['maxHold', true], ['minHold', false]] as const) {
+    const value = options[option];
+    if (value === undefined) continue;
+    try {
+      validateDuration(option, value, allowInfinity);
+    } catch {
+      throw fail(option, `must be milliseconds >= 0${allowInfinity ? ' or Infinity' : ''}, got ${String(value)}`);
+    }
+  }
+  return options;
+}
+
+/** Checks the HTTP status answered when a lock is not acquired (409 by default). */
+export function resolveConflictStatus(status: unknown = 409): number {
+  if (typeof status !== 'number' || !Number.isInteger(status) || status < 400 || status > 599) {
+    throw new LockConfigurationError(INVALID_OPTION('conflictStatus', `expected an HTTP error status such as 409 or 423, got ${String(status)}`));
+  }
+  return status;
 }

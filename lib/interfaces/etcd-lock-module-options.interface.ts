@@ -36,4 +36,10 @@ export interface EtcdLockModuleOptions {
    * @default 5000
    */
   connectTimeout?: number;
+  /**
+   * HTTP status of a @WithLock handler that did not get its lock (onContention 'fail', or
+   * 'wait' past its waitTimeout), e.g. 423. An invalid key is always 400.
+   * @default 409
+   */
+  conflictStatus?: number;
 }

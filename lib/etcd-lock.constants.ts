@@ -1,0 +1,6 @@
+/** Metadata key of @WithLock (on the method). */
+export const WITH_LOCK_METADATA = 'etcd-lock:with_lock';
+/** Metadata key of @OnLockEvent (on the method; a list, the decorator stacks). */
+export const ON_LOCK_EVENT_METADATA = 'etcd-lock:on_lock_event';
+/** Class metadata @nestjs/websockets puts on gateways: their handlers run through interceptors. */
+export const GATEWAY_METADATA = 'websockets:is_gateway';

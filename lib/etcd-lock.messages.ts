@@ -1,0 +1,24 @@
+// Messages of the Nest layer; each says what is wrong and what to do.
+
+export const UNKNOWN_PLACEHOLDER = (where: string, placeholder: string, why: string) =>
+  `@WithLock on ${where}: key placeholder ${placeholder} names no parameter (${why}). ` +
+  `Use a parameter name, an index such as <<0>>, or a path such as <<order.id>>.`;
+
+export const EMPTY_PLACEHOLDER = (placeholder: string, template: string, value: unknown) =>
+  `placeholder ${placeholder} of "${template}" is ${value === '' ? 'empty' : String(value)}; send a value for it`;
+
+export const NON_SCALAR_PLACEHOLDER = (placeholder: string, template: string, type: string) =>
+  `placeholder ${placeholder} of "${template}" is an ${type}; point it at a string or number, e.g. <<order.id>>`;
+
+export const BAD_KEY_FUNCTION_RESULT = (where: string, result: unknown) =>
+  `the key function of @WithLock on ${where} returned ${JSON.stringify(result)}; it must return a non-empty string`;
+
+export const BAD_WITH_LOCK_OPTION = (where: string, option: string, why: string) =>
+  `@WithLock on ${where}: option "${option}" ${why}.`;
+
+export const SCOPED_PROVIDER = (where: string) =>
+  `@WithLock on ${where} is ignored: the provider is request-scoped or transient, and only ` +
+  `singleton providers are wrapped at bootstrap. Make it a singleton, or call LockService.withLock().`;
+
+export const EVENT_HANDLER_FAILED = (where: string, type: string, key: string) =>
+  `@OnLockEvent handler ${where} failed on "${type}" of lock "${key}"`;

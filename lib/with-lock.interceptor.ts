@@ -1,0 +1,49 @@
+import { Inject, Injectable, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
+import { catchError, defer, throwError, type Observable } from 'rxjs';
+import { MODULE_OPTIONS_TOKEN } from './etcd-lock.module-definition.js';
+import { resolveConflictStatus, validateWithLockOptions } from './etcd-lock.options.js';
+import type { EtcdLockModuleOptions } from './interfaces/etcd-lock-module-options.interface.js';
+import { toHttpException } from './lock-http.exception.js';
+import { compileHandlerKey } from './lock-key.template.js';
+import { LockMetadataAccessor } from './lock-metadata.accessor.js';
+import { WithLockRunner } from './with-lock.runner.js';
+
+/**
+ * Runs @WithLock controller, gateway and microservice handlers under their lock (registered
+ * by EtcdLockModule for every handler; one metadata read for those without @WithLock).
+ */
+@Injectable()
+export class WithLockInterceptor implements NestInterceptor {
+  private readonly conflictStatus: number;
+  private readonly keys = new WeakMap<object, (context: ExecutionContext) => string>();
+
+  constructor(
+    @Inject(LockMetadataAccessor) private readonly metadata: LockMetadataAccessor,
+    @Inject(WithLockRunner) private readonly runner: WithLockRunner,
+    @Inject(MODULE_OPTIONS_TOKEN) options: EtcdLockModuleOptions,
+  ) {
+    this.conflictStatus = resolveConflictStatus(options.conflictStatus);
+  }
+
+  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    const handler = context.getHandler();
+    const lock = this.metadata.getWithLock(handler);
+    if (!lock) return next.handle();
+    const locked = defer(() => this.runner.observe(this.keyOf(handler, context)(context), lock.options, () => next.handle()));
+    if (context.getType() !== 'http') return locked; // RPC and WebSocket callers get the typed LockError
+    return locked.pipe(catchError(err => throwError(() => toHttpException(err, this.conflictStatus))));
+  }
+
+  /** Compiles a handler's key once (the explorer already checked it at bootstrap). */
+  private keyOf(handler: object, context: ExecutionContext): (context: ExecutionContext) => string {
+    let key = this.keys.get(handler);
+    if (!key) {
+      const { key: source, options } = this.metadata.getWithLock(handler)!;
+      const where = `${context.getClass().name}.${context.getHandler().name}`;
+      validateWithLockOptions(options, where);
+      key = compileHandlerKey(source, where);
+      this.keys.set(handler, key);
+    }
+    return key;
+  }
+}

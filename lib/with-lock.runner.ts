@@ -1,0 +1,71 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { Observable } from 'rxjs';
+import { LockAlreadyHeldError, LockLostError } from './core/lock.errors.js';
+import type { LockHandle } from './core/lock.handle.js';
+import type { WithLockOptions } from './interfaces/with-lock-options.interface.js';
+import { LockService } from './lock.service.js';
+
+/** Carries out @WithLock's contention policy; shared by the interceptor and the provider wrapper. */
+@Injectable()
+export class WithLockRunner {
+  constructor(@Inject(LockService) private readonly locks: LockService) {}
+
+  /** Runs a provider method under the lock; `undefined` without running it when skipped. */
+  async run<T>(key: string, options: WithLockOptions, method: () => T | Promise<T>): Promise<T | undefined> {
+    const lock = await this.take(key, options);
+    return lock ? this.locks.holdDuring(lock, method) : undefined;
+  }
+
+  /**
+   * Runs a handler under the lock, held until its stream completes, errors or is
+   * unsubscribed (streamed and SSE responses included). A lock lost meanwhile turns the
+   * completion into a LockLostError.
+   */
+  observe<T>(key: string, options: WithLockOptions, handler: () => Observable<T>): Observable<T | undefined> {
+    return new Observable<T | undefined>(subscriber => {
+      let lock: LockHandle | null | undefined;
+      let closed = false;
+      let inner: { unsubscribe(): void } | undefined;
+      this.take(key, options).then(
+        taken => {
+          lock = taken;
+          if (closed) return void taken?.release(); // unsubscribed while waiting
+          if (!taken) {
+            subscriber.next(undefined); // skipped: the handler does not run
+            return subscriber.complete();
+          }
+          // the handler runs in the lock's async scope: current() and reentrancy work inside
+          inner = this.locks.enterScope(taken, () =>
+            handler().subscribe({
+              next: value => subscriber.next(value),
+              error: err => subscriber.error(lostOr(taken, err)),
+              complete: () => (taken.signal.reason instanceof LockLostError ? subscriber.error(taken.signal.reason) : subscriber.complete()),
+            }),
+          );
+        },
+        err => subscriber.error(err),
+      );
+      return () => {
+        closed = true;
+        inner?.unsubscribe();
+        void lock?.release();
+      };
+    });
+  }
+
+  private async take(key: string, { onContention = 'wait', ...options }: WithLockOptions): Promise<LockHandle | null> {
+    if (onContention === 'wait') return this.locks.acquire(key, options);
+    const { waitTimeout, ...tryOptions } = options; // tryAcquire never waits
+    const lock = await this.locks.tryAcquire(key, tryOptions);
+    if (lock) return lock;
+    if (onContention === 'fail') throw new LockAlreadyHeldError(key, 'another-holder');
+    this.locks.reportSkipped(key);
+    return null;
+  }
+}
+
+/** The handler's error, unless the lock was lost: then the loss, with the error as its cause. */
+function lostOr(lock: LockHandle, err: unknown): unknown {
+  const lost = lock.signal.reason;
+  return lost instanceof LockLostError && err !== lost ? new LockLostError(lost.key, lost.reason, { cause: err }) : err;
+}
