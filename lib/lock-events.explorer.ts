@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner } from '@nestjs/core';
-import { asapScheduler, filter, observeOn } from 'rxjs';
+import { asyncScheduler, filter, observeOn } from 'rxjs';
 import type { OnLockEventMetadata } from './decorators/on-lock-event.decorator.js';
 import { EVENT_HANDLER_FAILED } from './etcd-lock.messages.js';
 import type { LockEvent } from './interfaces/lock-event.interface.js';
@@ -9,8 +9,8 @@ import { LockService } from './lock.service.js';
 
 /**
  * Subscribes @OnLockEvent methods of providers and controllers to LockService.events$ at
- * bootstrap. Handlers run on the asap scheduler, after the lock operation that emitted the
- * event; one that throws or rejects is logged and the stream goes on.
+ * bootstrap. Handlers run in a later macrotask, after the lock operation that emitted the
+ * event has resolved to its caller; one that throws or rejects is logged and the stream goes on.
  */
 @Injectable()
 export class LockEventsExplorer implements OnApplicationBootstrap {
@@ -41,7 +41,9 @@ export class LockEventsExplorer implements OnApplicationBootstrap {
     this.locks.events$
       .pipe(
         filter(event => (!types || types.has(event.type)) && (!key || key.test(event.key))),
-        observeOn(asapScheduler), // never inside the lock operation that emitted the event
+        // a macrotask: rxjs's asap scheduler is a microtask on Node, which would run a slow
+        // handler before the caller of acquire() even resumes
+        observeOn(asyncScheduler),
       )
       .subscribe(event => {
         const fail = (err: unknown) => this.logger.error(EVENT_HANDLER_FAILED(where, event.type, event.key), (err as Error)?.stack);
