@@ -9,8 +9,9 @@ import { LockMetadataAccessor } from './lock-metadata.accessor.js';
 import { WithLockRunner } from './with-lock.runner.js';
 
 /**
- * Runs @WithLock controller, gateway and microservice handlers under their lock (registered
- * by EtcdLockModule for every handler; one metadata read for those without @WithLock).
+ * Runs @WithLock controller handlers (HTTP and microservices) under their lock; registered by
+ * EtcdLockModule as APP_INTERCEPTOR, one metadata read for handlers without @WithLock.
+ * WebSocket gateways are wrapped by WithLockExplorer instead.
  */
 @Injectable()
 export class WithLockInterceptor implements NestInterceptor {
@@ -28,7 +29,8 @@ export class WithLockInterceptor implements NestInterceptor {
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     const handler = context.getHandler();
     const lock = this.metadata.getWithLock(handler);
-    if (!lock) return next.handle();
+    // gateways are wrapped at bootstrap (Nest gives them no global interceptors): never lock twice
+    if (!lock || context.getType() === 'ws') return next.handle();
     const locked = defer(() => this.runner.observe(this.keyOf(handler, context)(context), lock.options, () => next.handle()));
     if (context.getType() !== 'http') return locked; // RPC and WebSocket callers get the typed LockError
     return locked.pipe(catchError(err => throwError(() => toHttpException(err, this.conflictStatus))));
