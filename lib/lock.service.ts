@@ -75,7 +75,7 @@ export class LockService {
   /** Takes the lock only if it is free; null otherwise, and nothing is left behind in etcd. */
   async tryAcquire(key: string, options: TryAcquireOptions = {}): Promise<LockHandle | null> {
     const name = this.prepare(key, options.signal);
-    return this.reenter(name, options.reentrant) ?? this.lock(name, options);
+    return this.reenter(name, options.reentrant) ?? this.lock(name, { ...options, waitTimeout: undefined }); // never waits
   }
 
   /**
