@@ -4,3 +4,5 @@ export const WITH_LOCK_METADATA = 'etcd-lock:with_lock';
 export const ON_LOCK_EVENT_METADATA = 'etcd-lock:on_lock_event';
 /** Class metadata @nestjs/websockets puts on gateways: their handlers run through interceptors. */
 export const GATEWAY_METADATA = 'websockets:is_gateway';
+/** Token of the provider that prepares gateways while providers are created (see WithLockExplorer.prepareGateways). */
+export const GATEWAYS_PREPARED = 'etcd-lock:gateways_prepared';

@@ -22,3 +22,6 @@ export const SCOPED_PROVIDER = (where: string) =>
 
 export const EVENT_HANDLER_FAILED = (where: string, type: string, key: string) =>
   `@OnLockEvent handler ${where} failed on "${type}" of lock "${key}"`;
+
+export const GATEWAY_NOT_READY = (where: string) =>
+  `@WithLock gateway handler ${where} was called before EtcdLockModule finished bootstrapping this gateway; call it after app.init().`;

@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { APP_INTERCEPTOR, DiscoveryModule } from '@nestjs/core';
+import { GATEWAYS_PREPARED } from './etcd-lock.constants.js';
 import { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } from './etcd-lock.module-definition.js';
 import type { EtcdLockModuleOptions } from './interfaces/etcd-lock-module-options.interface.js';
 import { LockEventsExplorer } from './lock-events.explorer.js';
@@ -31,6 +32,12 @@ import { WithLockRunner } from './with-lock.runner.js';
     LockMetadataAccessor,
     WithLockRunner,
     WithLockExplorer,
+    {
+      // must run while providers are created: app.init() registers gateways before any onModuleInit
+      provide: GATEWAYS_PREPARED,
+      useFactory: (explorer: WithLockExplorer) => explorer.prepareGateways(),
+      inject: [WithLockExplorer],
+    },
     LockEventsExplorer,
     { provide: APP_INTERCEPTOR, useClass: WithLockInterceptor },
   ],
