@@ -1,0 +1,47 @@
+import type { EtcdHandle } from '../harness/etcd.js';
+
+/** The etcd counters a lock operation costs, read from etcd's own /metrics (exact where times are noisy). */
+export interface EtcdCounters {
+  unary: number; // unary gRPC calls handled
+  txn: number;
+  range: number;
+  put: number;
+  deleteRange: number;
+  leaseGrant: number;
+  leaseRevoke: number;
+  streams: number; // bidi streams opened (watch, keepalive)
+  watchEvents: number; // events sent to watchers
+}
+
+function sum(text: string, name: string, labels: Record<string, string>): number {
+  let total = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    if (!Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) continue;
+    total += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return total;
+}
+
+export async function readCounters(etcd: EtcdHandle): Promise<EtcdCounters> {
+  const text = await etcd.metrics();
+  const method = (m: string) => sum(text, 'grpc_server_handled_total', { grpc_method: m });
+  return {
+    unary: sum(text, 'grpc_server_handled_total', { grpc_type: 'unary' }),
+    txn: method('Txn'),
+    range: method('Range'),
+    put: method('Put'),
+    deleteRange: method('DeleteRange'),
+    leaseGrant: method('LeaseGrant'),
+    leaseRevoke: method('LeaseRevoke'),
+    streams: sum(text, 'grpc_server_started_total', { grpc_type: 'bidi_stream' }),
+    watchEvents: sum(text, 'etcd_debugging_mvcc_events_total', {}),
+  };
+}
+
+/** Counters spent between two readings, divided by the number of operations. */
+export function perOperation(before: EtcdCounters, after: EtcdCounters, operations: number): EtcdCounters {
+  const out = {} as EtcdCounters;
+  for (const key of Object.keys(before) as (keyof EtcdCounters)[]) out[key] = (after[key] - before[key]) / operations;
+  return out;
+}
