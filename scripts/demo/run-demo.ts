@@ -122,14 +122,32 @@ async function main(): Promise<boolean> {
   const victim = replicas[1];
   type Counters = Record<string, number>;
   const victimStats = (await (await fetch(victim.url('/stats'))).json().catch(() => ({}))) as Counters;
-  // what the victim holds or waits for right now: its queue keys (value = its ownerId)
-  const lockKeys = Object.entries(await admin.getAll().prefix(env.LOCK_PREFIX).strings())
-    .filter(([, owner]) => owner === victim.name)
-    .map(([key]) => key);
-  const names = lockKeys.map(k => decodeURIComponent(k.slice(env.LOCK_PREFIX.length, k.lastIndexOf('/'))));
+  // what the victim holds or waits for right now: its queue keys (value = its ownerId); in each
+  // lock's queue the key with the lowest create revision is the holder
+  const queues = new Map<string, { key: string; owner: string; revision: bigint }[]>();
+  for (const kv of (await admin.getAll().prefix(env.LOCK_PREFIX).exec()).kvs) {
+    const key = kv.key.toString();
+    const name = decodeURIComponent(key.slice(env.LOCK_PREFIX.length, key.lastIndexOf('/')));
+    queues.set(name, [...(queues.get(name) ?? []), { key, owner: kv.value.toString(), revision: BigInt(kv.create_revision) }]);
+  }
+  const lockKeys: string[] = [];
+  const held: string[] = [];
+  const queued: string[] = [];
+  for (const [name, keys] of queues) {
+    keys.sort((x, y) => (x.revision < y.revision ? -1 : 1));
+    keys.forEach((k, i) => {
+      if (k.owner !== victim.name) return;
+      lockKeys.push(k.key);
+      (i === 0 ? held : queued).push(name);
+    });
+  }
+  const names = [...new Set(held)];
   const killedAt = performance.now();
   await victim.kill();
-  say(`SIGKILL ${victim.name} (pid ${victim.pid}) at ${((killedAt - t0) / 1000).toFixed(1)} s, holding or queued on ${names.length} lock(s): ${names.join(', ') || '(none at that instant)'}`);
+  say(
+    `SIGKILL ${victim.name} (pid ${victim.pid}) at ${((killedAt - t0) / 1000).toFixed(1)} s, holding ${held.length ? held.join(', ') : 'no lock at that instant'}` +
+      (queued.length ? `; queued on ${[...new Set(queued)].join(', ')}` : ''),
+  );
   let takeover = 'no keys to take over';
   if (lockKeys.length) {
     for (;;) {
@@ -137,8 +155,8 @@ async function main(): Promise<boolean> {
       if (left.every(v => v === null)) break;
       await sleep(25);
     }
-    takeover = `etcd expired them ${((performance.now() - killedAt) / 1000).toFixed(2)} s after the kill (TTL ${TTL} s); the other replicas took over`;
-    say(`${victim.name}'s lock keys gone: ${takeover}`);
+    takeover = `its ${lockKeys.length} lock key(s) expired ${((performance.now() - killedAt) / 1000).toFixed(2)} s after the kill (lease TTL ${TTL} s from its last keepalive); the other replicas took over`;
+    say(`${victim.name}: ${takeover}`);
   }
 
   await load;
@@ -177,7 +195,7 @@ async function main(): Promise<boolean> {
   row('  final sweep', `${sweep.sent} requests for orders released at the end`);
   row('pay latency (lock wait + work)', `p50 ${ms(percentile(sorted, 50))}  p99 ${ms(percentile(sorted, 99))}  max ${ms(sorted.at(-1) ?? NaN)}`);
   row('takeover after SIGKILL', takeover);
-  if (victimOrders.length) row(`  orders ${victim.name} had locked`, victimOrders.map(id => `${id} → paid by ${paidBy.get(id) ?? '?'}`).join(', '));
+  if (victimOrders.length) row(`  orders ${victim.name} held`, victimOrders.map(id => `${id} → paid by ${paidBy.get(id) ?? '?'}`).join(', '));
   row('job ticks', `${jobs.ticks} run, ${jobs.missing} second(s) of the load without a run, ${sum('jobSkips')} skips`);
   row('stale writes rejected (replicas)', String(sum('staleWritesRejected')));
   row('locks lost (replicas)', String(sum('locksLost')));
