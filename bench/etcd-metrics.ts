@@ -11,6 +11,7 @@ export interface EtcdCounters {
   leaseRevoke: number;
   streams: number; // bidi streams opened (watch, keepalive)
   watchEvents: number; // events sent to watchers
+  watchRequests: number; // messages received on watch streams (watch creates and cancels)
 }
 
 function sum(text: string, name: string, labels: Record<string, string>): number {
@@ -36,6 +37,7 @@ export async function readCounters(etcd: EtcdHandle): Promise<EtcdCounters> {
     leaseRevoke: method('LeaseRevoke'),
     streams: sum(text, 'grpc_server_started_total', { grpc_type: 'bidi_stream' }),
     watchEvents: sum(text, 'etcd_debugging_mvcc_events_total', {}),
+    watchRequests: sum(text, 'grpc_server_msg_received_total', { grpc_method: 'Watch' }),
   };
 }
 

@@ -6,9 +6,19 @@ import { fileURLToPath } from 'node:url';
 import { startEtcd } from '../harness/etcd.js';
 import type { BenchCase, CaseResult } from './bench.types.js';
 import { uncontendedCycle } from './cases/uncontended-cycle.case.js';
+import { throughput } from './cases/throughput.case.js';
+import { contendedHandoff } from './cases/contended-handoff.case.js';
+import { herdFree } from './cases/herd-free.case.js';
+import { scale } from './cases/scale.case.js';
+import { decoratorOverhead } from './cases/decorator-overhead.case.js';
 
 export const CASES: Record<string, BenchCase> = {
   '1': uncontendedCycle,
+  '2': throughput,
+  '3': contendedHandoff,
+  '4': herdFree,
+  '5': scale,
+  '6': decoratorOverhead,
 };
 
 const fmt = (x: number | undefined, digits = 2) => (x === undefined || Number.isNaN(x) ? '' : x.toFixed(digits));

@@ -1,0 +1,37 @@
+// `npm run bench -- --quick` inside the test suite, so the bench cannot rot. Asserts that it
+// runs and that its RPC counts per operation are as stated: counts, never times.
+import { describe, expect, it } from '@jest/globals';
+import type { CaseResult } from '../bench/bench.types.js';
+import { runBench } from '../bench/run.js';
+
+describe('bench (quick)', () => {
+  it('runs every case with finite figures and the stated RPC counts', async () => {
+    const results = await runBench({ quick: true, log: () => undefined });
+    const byId = (id: string): CaseResult => results.find(r => r.id === id)!;
+    expect(results.map(r => r.id)).toEqual(['1', '2', '3', '4', '5', '6']);
+
+    for (const result of results) {
+      expect(result.subjects.length).toBeGreaterThan(0);
+      for (const s of result.subjects) {
+        const numbers = [s.perSecond, s.p50, s.p99, s.mean, ...Object.values(s.rpc ?? {})].filter(x => x !== undefined);
+        expect(numbers.length).toBeGreaterThan(0);
+        for (const x of numbers) expect({ subject: s.subject, x, finite: Number.isFinite(x) }).toEqual({ subject: s.subject, x, finite: true });
+      }
+    }
+
+    // case 1: an uncontended cycle is 2 unary RPCs and no lease grant
+    const ours = byId('1').subjects.find(s => s.subject === 'nestjs-etcd-lock')!;
+    expect(ours.rpc?.unary).toBe(2);
+    expect(ours.rpc?.leaseGrant).toBe(0);
+
+    // case 4: herd-free: at most 2 watch events per handoff, whatever the queue length
+    const herd = byId('4').subjects;
+    expect(herd.length).toBe(2);
+    for (const s of herd) expect({ subject: s.subject, events: s.rpc!.watchEvents! <= 2 }).toEqual({ subject: s.subject, events: true });
+
+    // case 5: every held lock on one lease
+    const lease = byId('5').targets.find(t => t.target.includes('1 lease'))!;
+    expect(lease.measured).toMatch(/^1 /);
+    expect(lease.met).toBe(true);
+  }, 120_000);
+});
