@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { setMaxListeners } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { EtcdLeaseInvalidError, type Etcd3 } from 'etcd3';
 import { Subject, type Observable } from 'rxjs';
@@ -24,6 +25,16 @@ import { resolveLockOptions, validateDuration, validateWaitTimeout, type Resolve
 import type { AcquireOptions, TryAcquireOptions } from './interfaces/acquire-options.interface.js';
 import type { EtcdLockModuleOptions } from './interfaces/etcd-lock-module-options.interface.js';
 import type { LockEvent } from './interfaces/lock-event.interface.js';
+
+/**
+ * How long a lock is held before its holder watches its own key. DESIGN §3 rule 7 has the
+ * holder watch at once; measured, a watch created and cancelled per lock cost about as much
+ * as the lock itself (etcd3 creates watches one at a time), so short critical sections skip
+ * it. Nothing goes unreported: the watch starts from the acquisition revision, so a deletion
+ * meanwhile is delivered when it starts, and the release's guarded delete reports a key that
+ * is no longer ours as a loss.
+ */
+export const HOLDER_WATCH_DELAY_MS = 100;
 
 /** What an async context holds: its locks by name, and the innermost one. */
 interface LockScope {
@@ -60,6 +71,7 @@ export class LockService {
     this.ownsClient = !options.client;
     this.client = options.client ?? createEtcdClient(this.options.etcd);
     this.events$ = this.events.asObservable();
+    setMaxListeners(Infinity, this.closing.signal); // every acquire in flight listens to it
   }
 
   /**
@@ -193,7 +205,7 @@ export class LockService {
     }
     const held = new HeldLock(name, mutex, session, minHold);
     this.held.add(held);
-    held.stopWatching = mutex.watchHolder(() => this.end(held, 'key-deleted'));
+    held.stopWatching = mutex.watchHolder(() => this.end(held, 'key-deleted'), HOLDER_WATCH_DELAY_MS);
     if (maxHold !== Infinity) held.maxHoldTimer = setTimeout(() => this.expire(held), maxHold).unref();
     this.emit({ type: 'acquired', key: name, token: held.token, waitedMs: performance.now() - startedAt });
     return new EtcdLockHandle(held, h => this.releaseHold(h));
@@ -235,9 +247,20 @@ export class LockService {
     else await this.releaseNow(held);
   }
 
+  /**
+   * Deletes the key, then ends the lock as released, or as lost if the key was no longer
+   * ours: a deletion the (deferred) holder watch did not report yet is reported now.
+   */
   private async releaseNow(held: HeldLock): Promise<void> {
-    if (!this.end(held, 'released')) return; // already lost or released
-    await this.discard(held.mutex, held.session);
+    if (held.signal.aborted) return; // already lost or released
+    held.stopWatching(); // our own delete is not a loss
+    let wasOurs = true;
+    try {
+      wasOurs = await held.mutex.release();
+    } catch {
+      this.discardLater(held.mutex, held.session); // etcd did not answer: keep trying in the background
+    }
+    this.end(held, wasOurs || !held.session.isValid ? 'released' : 'key-deleted');
   }
 
   /** maxHold passed: the lock ends as if lost (signal, LockLostError) and its key is released. */
@@ -264,12 +287,16 @@ export class LockService {
     try {
       await mutex.release(); // awaited: a failed acquire returns with its key already gone
     } catch {
-      void retryWithBackoff(() => mutex.release(), {
-        initialMs: 100,
-        maxMs: 2000,
-        retryIf: () => session.isValid && !this.closing.signal.aborted,
-      }).catch(() => undefined);
+      this.discardLater(mutex, session);
     }
+  }
+
+  private discardLater(mutex: EtcdMutex, session: EtcdSession): void {
+    void retryWithBackoff(() => mutex.release(), {
+      initialMs: 100,
+      maxMs: 2000,
+      retryIf: () => session.isValid && !this.closing.signal.aborted,
+    }).catch(() => undefined);
   }
 
   /**
@@ -278,17 +305,20 @@ export class LockService {
    * @internal used by withLock and by the @WithLock decorator
    */
   async holdDuring<T>(lock: LockHandle, fn: (lock: LockHandle) => T | Promise<T>): Promise<T> {
+    let outcome: { result: T } | { error: unknown };
     try {
-      const result = await this.enterScope(lock, () => fn(lock));
-      if (lock.signal.reason instanceof LockLostError) throw lock.signal.reason;
-      return result;
-    } catch (err) {
-      const lost = lock.signal.reason;
-      if (lost instanceof LockLostError && err !== lost) throw new LockLostError(lost.key, lost.reason, { cause: err });
-      throw err;
-    } finally {
-      await lock.release();
+      outcome = { result: await this.enterScope(lock, () => fn(lock)) };
+    } catch (error) {
+      outcome = { error };
     }
+    await lock.release(); // first: the release itself may find the lock lost
+    const lost = lock.signal.reason;
+    if (lost instanceof LockLostError) {
+      const cause = 'error' in outcome ? outcome.error : undefined;
+      throw cause === lost ? lost : new LockLostError(lost.key, lost.reason, { cause });
+    }
+    if ('error' in outcome) throw outcome.error;
+    return outcome.result;
   }
 
   /**

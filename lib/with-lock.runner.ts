@@ -39,7 +39,11 @@ export class WithLockRunner {
             handler().subscribe({
               next: value => subscriber.next(value),
               error: err => subscriber.error(lostOr(taken, err)),
-              complete: () => (taken.signal.reason instanceof LockLostError ? subscriber.error(taken.signal.reason) : subscriber.complete()),
+              // release first: the release itself may find the lock lost
+              complete: () =>
+                void taken.release().then(() =>
+                  taken.signal.reason instanceof LockLostError ? subscriber.error(taken.signal.reason) : subscriber.complete(),
+                ),
             }),
           );
         },

@@ -307,6 +307,20 @@ describe('loss is never silent', () => {
     expect((err as LockLostError).code).toBe('LOCK_LOST');
   });
 
+  it('a short lock whose key is deleted before its holder watch starts is reported lost at release', async () => {
+    const locks = newService();
+    const events = record(locks);
+    const err = await rejection(
+      locks.withLock('short-deleted', async () => {
+        await admin.delete().prefix(`${PREFIX}short-deleted/`); // well within HOLDER_WATCH_DELAY_MS
+        return 'looks fine';
+      }),
+    );
+    expect(err).toBeInstanceOf(LockLostError);
+    expect((err as LockLostError).reason).toBe('key-deleted');
+    expect(events.map(e => e.type)).toEqual(['acquired', 'lost']);
+  });
+
   it('a stale release never removes the next holder key', async () => {
     const first = newService();
     const lock = await first.acquire('stale');

@@ -113,7 +113,7 @@ export class EtcdMutex {
    * Calls `onGone` once if our key is deleted while we hold the lock (by anyone: an admin,
    * etcdctl, lease expiry). Returns a function that stops watching.
    */
-  watchHolder(onGone: () => void): () => void {
+  watchHolder(onGone: () => void, delayMs = 0): () => void {
     const stop = new AbortController();
     const watch = async (): Promise<void> => {
       while (!stop.signal.aborted) {
@@ -133,27 +133,32 @@ export class EtcdMutex {
         }
       }
     };
-    void watch();
-    return () => stop.abort();
+    // from our acquisition revision: a deletion during the delay is still delivered, only later
+    const timer = setTimeout(() => void watch(), delayMs).unref();
+    return () => {
+      clearTimeout(timer);
+      stop.abort();
+    };
   }
 
   /**
    * Deletes our key if it is still the one we created (`If CreateRevision == token`):
    * idempotent, safe to retry, and it can never delete a newer holder's key. When the
    * enqueue's outcome is unknown our unique key is deleted outright: no one else writes it.
+   * Resolves true if our key was still there: false tells a holder its lock had been lost.
    */
-  async release(): Promise<void> {
+  async release(): Promise<boolean> {
     if (this.revision === undefined) {
       // remove our attempt's key, if the enqueue went through
-      await this.client.kv.deleteRange({ key: this.key });
-      return;
+      return Number((await this.client.kv.deleteRange({ key: this.key })).deleted) > 0;
     }
-    await this.client.kv.txn({
+    const res = await this.client.kv.txn({
       // only the key we created, never a successor's
       compare: [{ key: this.key, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: this.revision.toString() }],
       success: [{ request_delete_range: { key: this.key } }],
       failure: [],
     });
+    return res.succeeded;
   }
 
   private queueRange(order: SortOrder, limit: number, maxCreateRevision?: bigint): IRequestOp {

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { ClientClosedError, EtcdLeaseInvalidError, type Etcd3, type IDuplexStream, type ILeaseKeepAliveRequest, type ILeaseKeepAliveResponse } from 'etcd3';
 import { LockConfigurationError } from './lock.errors.js';
@@ -73,6 +74,7 @@ export class EtcdSession {
     this.leaseId = leaseId;
     this.leaseHex = BigInt(leaseId).toString(16);
     this.signal = this.ended.signal;
+    setMaxListeners(Infinity, this.signal); // every acquire in flight listens to it
     const ttlMs = ttlSeconds * 1000;
     this.intervalMs = ttlMs / 3; // etcd's own cadence: two keepalives may fail before the lease is at risk
     this.marginMs = Math.min(1000, ttlMs / 10);
