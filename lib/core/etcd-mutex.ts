@@ -12,6 +12,9 @@ import {
 import { prefixEnd } from './lock-key.js';
 import { retryWithBackoff } from './retry.js';
 
+/** Why a holder watch stopped; a constant, as `abort()` without a reason builds a DOMException. */
+const STOPPED = new Error('holder watch stopped');
+
 /** Thrown by {@link EtcdMutex.waitForTurn} when our queue key vanished while we waited. */
 export class QueueKeyGoneError extends Error {}
 
@@ -114,8 +117,8 @@ export class EtcdMutex {
    * etcdctl, lease expiry). Returns a function that stops watching.
    */
   watchHolder(onGone: () => void, delayMs = 0): () => void {
-    const stop = new AbortController();
-    const watch = async (): Promise<void> => {
+    let stop: AbortController | undefined; // created when the watch starts: most locks end before
+    const watch = async (stop: AbortController): Promise<void> => {
       while (!stop.signal.aborted) {
         try {
           await this.deleted(this.key, this.seenAt + 1n, stop.signal);
@@ -134,10 +137,10 @@ export class EtcdMutex {
       }
     };
     // from our acquisition revision: a deletion during the delay is still delivered, only later
-    const timer = setTimeout(() => void watch(), delayMs).unref();
+    const timer = setTimeout(() => void watch((stop = new AbortController())), delayMs).unref();
     return () => {
       clearTimeout(timer);
-      stop.abort();
+      stop?.abort(STOPPED);
     };
   }
 
