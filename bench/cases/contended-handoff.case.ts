@@ -74,7 +74,7 @@ export const contendedHandoff: BenchCase = async ({ etcd, quick, progress }) => 
       `handoff p50 ${ours.p50!.toFixed(2)} ms = ${rttRatio.toFixed(2)} x put RTT p50 ${write.p50.toFixed(2)} ms. Per handoff: ${ours.rpc!.unary!.toFixed(2)} unary ` +
         `(${ours.rpc!.txn!.toFixed(2)} Txn), ${ours.rpc!.watchEvents!.toFixed(2)} watch events, ${ours.rpc!.watchRequests!.toFixed(2)} watch create/cancel messages: ` +
         `on the handoff path are the release Txn, one event and the successor's confirming read Txn (the rest is the releaser re-queueing: ` +
-        `enqueue Txn + first read); each acquire also creates a holder watch and a predecessor watch, which etcd3 attaches one at a time per client. ` +
+        `enqueue Txn + first read); each waiter creates (and cancels) a watch on its predecessor, which etcd3 attaches one at a time per client; holders of these 1 ms locks never start a holder watch. ` +
         `Also in the figure: clock offsets between processes and CPU contention (${PROCESSES} processes + etcd on this machine).`,
     );
   }
