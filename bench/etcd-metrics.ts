@@ -1,4 +1,5 @@
 import type { EtcdHandle } from '../harness/etcd.js';
+import { metric } from '../harness/etcd-metrics.js';
 
 /** The etcd counters a lock operation costs, read from etcd's own /metrics (exact where times are noisy). */
 export interface EtcdCounters {
@@ -14,30 +15,20 @@ export interface EtcdCounters {
   watchRequests: number; // messages received on watch streams (watch creates and cancels)
 }
 
-function sum(text: string, name: string, labels: Record<string, string>): number {
-  let total = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
-    if (!Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) continue;
-    total += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return total;
-}
-
 export async function readCounters(etcd: EtcdHandle): Promise<EtcdCounters> {
   const text = await etcd.metrics();
-  const method = (m: string) => sum(text, 'grpc_server_handled_total', { grpc_method: m });
+  const method = (m: string) => metric(text, 'grpc_server_handled_total', { grpc_method: m });
   return {
-    unary: sum(text, 'grpc_server_handled_total', { grpc_type: 'unary' }),
+    unary: metric(text, 'grpc_server_handled_total', { grpc_type: 'unary' }),
     txn: method('Txn'),
     range: method('Range'),
     put: method('Put'),
     deleteRange: method('DeleteRange'),
     leaseGrant: method('LeaseGrant'),
     leaseRevoke: method('LeaseRevoke'),
-    streams: sum(text, 'grpc_server_started_total', { grpc_type: 'bidi_stream' }),
-    watchEvents: sum(text, 'etcd_debugging_mvcc_events_total', {}),
-    watchRequests: sum(text, 'grpc_server_msg_received_total', { grpc_method: 'Watch' }),
+    streams: metric(text, 'grpc_server_started_total', { grpc_type: 'bidi_stream' }),
+    watchEvents: metric(text, 'etcd_debugging_mvcc_events_total', {}),
+    watchRequests: metric(text, 'grpc_server_msg_received_total', { grpc_method: 'Watch' }),
   };
 }
 

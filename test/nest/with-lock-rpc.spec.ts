@@ -19,6 +19,7 @@ import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { concatMap, firstValueFrom, from, interval, lastValueFrom, map, of, take, tap, toArray, type Observable } from 'rxjs';
 import { startEtcd, type EtcdHandle } from '../../harness/etcd.js';
+import { Rendezvous } from '../support/rendezvous.js';
 import { EtcdLockModule, InvalidLockKeyError, LockAlreadyHeldError, LockError, LockService, WithLock } from '../../lib/index.js';
 import { expectEtcdClean } from '../support/etcd-state.js';
 
@@ -37,27 +38,6 @@ interface Span {
 interface PayMessage {
   id?: string;
   meet?: { group: string; parties: number }; // wait inside the critical section for the others
-}
-
-/** Resolves when `parties` callers have arrived; rejects (instead of hanging) if they never do. */
-class Rendezvous {
-  private arrived = 0;
-  private open!: () => void;
-  private readonly opened = new Promise<void>(resolve => (this.open = resolve));
-  constructor(private readonly parties: number) {}
-
-  async arrive(): Promise<void> {
-    if (++this.arrived === this.parties) this.open();
-    const stop = new AbortController();
-    const bound = sleep(10_000, undefined, { signal: stop.signal }).then(() => {
-      throw new Error(`only ${this.arrived} of ${this.parties} handlers were ever inside at once: they were serialized`);
-    }, () => {}); // aborted: met in time
-    try {
-      await Promise.race([this.opened, bound]);
-    } finally {
-      stop.abort();
-    }
-  }
 }
 
 /** An unsafe read, pause, write counter in etcd (like the fixture's Ledger): only mutual exclusion keeps it exact. */

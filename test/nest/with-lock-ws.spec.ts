@@ -14,6 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { concatMap, filter as where, from, interval, map, of, take, type Observable, type Subscription } from 'rxjs';
 import { WebSocket } from 'ws';
 import { startEtcd, type EtcdHandle } from '../../harness/etcd.js';
+import { Rendezvous } from '../support/rendezvous.js';
 import { EtcdLockModule, InvalidLockKeyError, LockAlreadyHeldError, LockService, WithLock, type LockEvent } from '../../lib/index.js';
 import { expectEtcdClean } from '../support/etcd-state.js';
 
@@ -48,27 +49,6 @@ interface ExceptionData {
   status: string;
   message: string;
   cause?: { pattern: string; data: PayBody };
-}
-
-/** Resolves when `parties` callers have arrived; rejects (instead of hanging) if they never do. */
-class Rendezvous {
-  private arrived = 0;
-  private open!: () => void;
-  private readonly opened = new Promise<void>(resolve => (this.open = resolve));
-  constructor(private readonly parties: number) {}
-
-  async arrive(): Promise<void> {
-    if (++this.arrived === this.parties) this.open();
-    const stop = new AbortController();
-    const bound = sleep(10_000, undefined, { signal: stop.signal }).then(() => {
-      throw new Error(`only ${this.arrived} of ${this.parties} handlers were ever inside at once: they were serialized`);
-    }, () => {}); // aborted: met in time
-    try {
-      await Promise.race([this.opened, bound]);
-    } finally {
-      stop.abort();
-    }
-  }
 }
 
 /** An unsafe read, pause, write counter in etcd (like the fixture's Ledger): only mutual exclusion keeps it exact. */

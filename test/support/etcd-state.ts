@@ -17,13 +17,4 @@ export async function expectEtcdClean(client: Etcd3, prefix: string, graceMs = 5
   expect(leases).toEqual([]);
 }
 
-/** Reads one counter of etcd's Prometheus /metrics text, summing every label set that matches. */
-export function metric(text: string, name: string, labels: Record<string, string> = {}): number {
-  let total = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
-    if (!Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) continue;
-    total += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return total;
-}
+export { metric } from '../../harness/etcd-metrics.js';
