@@ -122,8 +122,11 @@ async function main(): Promise<boolean> {
   const victim = replicas[1];
   type Counters = Record<string, number>;
   const victimStats = (await (await fetch(victim.url('/stats'))).json().catch(() => ({}))) as Counters;
-  // what the victim holds or waits for right now: its queue keys (value = its ownerId); in each
-  // lock's queue the key with the lowest create revision is the holder
+  const killedAt = performance.now();
+  await victim.kill(); // SIGKILL, and the process has exited: from now on it can release nothing
+  // what the victim held or waited for when it died: its queue keys (value = its ownerId); in
+  // each lock's queue the key with the lowest create revision is the holder. Only the lease's
+  // expiry can remove these keys now.
   const queues = new Map<string, { key: string; owner: string; revision: bigint }[]>();
   for (const kv of (await admin.getAll().prefix(env.LOCK_PREFIX).exec()).kvs) {
     const key = kv.key.toString();
@@ -142,8 +145,6 @@ async function main(): Promise<boolean> {
     });
   }
   const names = [...new Set(held)];
-  const killedAt = performance.now();
-  await victim.kill();
   say(
     `SIGKILL ${victim.name} (pid ${victim.pid}) at ${((killedAt - t0) / 1000).toFixed(1)} s, holding ${held.length ? held.join(', ') : 'no lock at that instant'}` +
       (queued.length ? `; queued on ${[...new Set(queued)].join(', ')}` : ''),
