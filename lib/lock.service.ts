@@ -158,7 +158,8 @@ export class LockService {
   /** A context that already holds `name` gets another hold on it instead of queueing behind itself. */
   private reenter(name: string, reentrant = true): LockHandle | undefined {
     const outer = this.scope.getStore()?.locks.get(name);
-    if (!outer || outer.signal.reason instanceof LockNotHeldError) return undefined; // not held here, or released
+    // not held here, released, or being released (its last hold gone): queue like anyone else
+    if (!outer || outer.holds === 0 || outer.signal.reason instanceof LockNotHeldError) return undefined;
     if (!outer.isHeld) throw outer.signal.reason; // lost: never re-acquire silently
     if (!reentrant) throw new LockAlreadyHeldError(name);
     outer.holds++;

@@ -194,6 +194,20 @@ describe('queueing', () => {
     expect(await queueKeys('using')).toEqual([]);
   });
 
+  it('a lock being released is not re-entered: the same context queues for a new one', async () => {
+    const locks = newService();
+    await locks.withLock('releasing', async lock => {
+      const releasing = lock.release(); // the last hold: the guarded delete is in flight
+      const again = await locks.acquire('releasing');
+      expect(again.token).toBeGreaterThan(lock.token);
+      expect(again.isHeld).toBe(true);
+      await releasing;
+      expect(again.isHeld).toBe(true); // not ended by the release it would have joined
+      await again.release();
+    });
+    expect(await queueKeys('releasing')).toEqual([]);
+  });
+
   it('current() is the innermost lock of the calling context', async () => {
     const locks = newService();
     expect(locks.current()).toBeUndefined();
