@@ -62,7 +62,6 @@ export class LockService {
   private readonly held = new Set<HeldLock>();
   private readonly closing = new AbortController();
   private session: Promise<EtcdSession> | undefined;
-  private nonce = 0;
   private closed: Promise<void> | undefined;
   private releaseWatchStream: (() => void) | undefined;
 
@@ -176,13 +175,8 @@ export class LockService {
     const session = await this.currentSession();
     const stop = new AbortScope([this.closing.signal, session.signal, signal], waitTimeout);
     const prefix = queuePrefix(this.options.prefix, name);
-    const mutex = new EtcdMutex(
-      this.client,
-      prefix,
-      `${prefix}${session.leaseHex}-${(this.nonce++).toString(16)}`,
-      session.leaseId,
-      this.options.ownerId,
-    );
+    const slot = session.slots.claim(name);
+    const mutex = new EtcdMutex(this.client, prefix, `${prefix}${session.leaseHex}-${slot.toString(16)}`, session.leaseId, this.options.ownerId);
     try {
       const enqueue = mutex.tryAcquire(!wait);
       // do not wait out a slow etcd past the deadline; the key is removed once the answer comes
@@ -190,6 +184,7 @@ export class LockService {
       if (!(await untilAborted(enqueue, stop.signal))) {
         if (!wait) {
           if (mutex.revision !== undefined) await this.discard(mutex, session); // a retried try found its own key behind another
+          else session.slots.free(name, slot); // nothing was written
           return null;
         }
         this.emit({ type: 'waiting', key: name });
@@ -204,7 +199,7 @@ export class LockService {
     } finally {
       stop.dispose();
     }
-    const held = new HeldLock(name, mutex, session, minHold);
+    const held = new HeldLock(name, mutex, session, slot, minHold);
     this.held.add(held);
     held.stopWatching = mutex.watchHolder(() => this.end(held, 'key-deleted'), HOLDER_WATCH_DELAY_MS);
     if (maxHold !== Infinity) held.maxHoldTimer = setTimeout(() => this.expire(held), maxHold).unref();
@@ -258,6 +253,7 @@ export class LockService {
     let wasOurs = true;
     try {
       wasOurs = await held.mutex.release();
+      held.session.slots.free(held.key, held.slot); // the key is gone: its name can serve again
     } catch {
       this.discardLater(held.mutex, held.session); // etcd did not answer: keep trying in the background
     }

@@ -72,6 +72,24 @@ afterAll(async () => {
 });
 
 describe('cost', () => {
+  it('reuses queue key names: etcd does not collect one dead key per acquisition', async () => {
+    const locks = newService();
+    const names = new Set<string>();
+    const watcher = await admin.watch().prefix(`${PREFIX}reuse/`).create();
+    watcher.on('put', kv => names.add(kv.key.toString()));
+    try {
+      for (let i = 0; i < 20; i++) await (await locks.acquire('reuse')).release();
+      await until(() => names.size > 0);
+      expect(names.size).toBe(1); // 20 acquisitions, one name (a fresh name each would leave 20 in etcd's index)
+      await Promise.all(Array.from({ length: 3 }, () => locks.withLock('reuse', () => sleep(5))));
+      await sleep(100); // let the watch deliver the last puts
+      expect(names.size).toBeLessThanOrEqual(3); // concurrent attempts need distinct names
+      expect(names.size).toBeGreaterThan(1);
+    } finally {
+      await watcher.cancel();
+    }
+  });
+
   it('an uncontended acquire + release is exactly 2 unary RPCs, no lease grant, no new stream', async () => {
     const locks = newService();
     await (await locks.acquire('cost')).release(); // opens the session: one lease grant, once

@@ -19,7 +19,7 @@ const STOPPED = new Error('holder watch stopped');
 export class QueueKeyGoneError extends Error {}
 
 /**
- * One attempt at one lock: a queue key `<queue prefix><lease hex>-<nonce>` under the lock's
+ * One attempt at one lock: a queue key `<queue prefix><lease hex>-<slot>` under the lock's
  * prefix. The key with the lowest create revision holds the lock; that revision is the
  * fencing token. The key name is fixed before the first request, so a transaction retried
  * after an unknown outcome finds its own key instead of queueing twice.

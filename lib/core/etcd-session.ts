@@ -4,6 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { ClientClosedError, EtcdLeaseInvalidError, type Etcd3, type IDuplexStream, type ILeaseKeepAliveRequest, type ILeaseKeepAliveResponse } from 'etcd3';
 import { LockConfigurationError } from './lock.errors.js';
 import { TTL_BELOW_MINIMUM } from './lock.messages.js';
+import { QueueSlots } from './queue-slots.js';
 import { retryWithBackoff, sleep } from './retry.js';
 
 type KeepAliveStream = IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>;
@@ -24,6 +25,8 @@ export class EtcdSession {
   readonly leaseHex: string;
   /** Aborted when the session ends: expired (reason 'expired') or closed (reason 'closed'). */
   readonly signal: AbortSignal;
+  /** Names of this session's queue keys in use, by lock. */
+  readonly slots = new QueueSlots();
 
   private readonly ended = new AbortController();
   private readonly intervalMs: number;
