@@ -22,6 +22,7 @@ import {
   type LockHandle,
 } from '../lib/index.js';
 import { expectEtcdClean, metric } from './support/etcd-state.js';
+import { rejection } from './support/rejection.js';
 
 const PREFIX = 'service-spec/';
 let etcd: EtcdHandle;
@@ -49,15 +50,6 @@ async function until(condition: () => boolean, timeoutMs = 5_000): Promise<void>
 /** Queue keys of one lock name in etcd (holder first). */
 async function queueKeys(name: string): Promise<string[]> {
   return admin.getAll().prefix(`${PREFIX}${name}/`).sort('Create', 'Ascend').keys();
-}
-
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected a rejection');
 }
 
 beforeAll(async () => {

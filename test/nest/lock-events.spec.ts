@@ -11,6 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { startEtcd, type EtcdHandle } from '../../harness/etcd.js';
 import { EtcdLockModule, LockLostError, LockService, LockTimeoutError, OnLockEvent, type LockEvent } from '../../lib/index.js';
 import { expectEtcdClean } from '../support/etcd-state.js';
+import { rejection } from '../support/rejection.js';
 
 const PREFIX = 'events-spec/';
 const OWNER = 'events-spec-owner';
@@ -157,15 +158,6 @@ const settle = () => sleep(20);
 
 const ofKey = (events: LockEvent[], key: string) => events.filter(e => e.key === key);
 const typesOf = (events: LockEvent[], key: string) => ofKey(events, key).map(e => e.type);
-
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected a rejection');
-}
 
 beforeAll(async () => {
   etcd = await startEtcd();
