@@ -23,6 +23,7 @@ import {
 import { Ledger, PaymentsService, ordersModule, type Span } from '../fixtures/orders.app.js';
 import { expectEtcdClean } from '../support/etcd-state.js';
 import { NestAppProcess } from '../support/nest-app-process.js';
+import { EventList } from '../support/event-list.js';
 
 const PREFIX = 'provider-spec/';
 const DATA = 'provider-spec-data/';
@@ -37,15 +38,15 @@ let processes: NestAppProcess[] = [];
 
 /** Every event of a LockService, kept in order, with a bounded wait for one to come. */
 class EventLog {
-  readonly events: LockEvent[] = [];
-  private readonly listeners = new Set<() => void>();
+  private readonly list = new EventList<LockEvent>();
   private readonly subscription: Subscription;
 
   constructor(service: LockService) {
-    this.subscription = service.events$.subscribe(event => {
-      this.events.push(event);
-      for (const listener of [...this.listeners]) listener();
-    });
+    this.subscription = service.events$.subscribe(event => this.list.push(event));
+  }
+
+  get events(): LockEvent[] {
+    return this.list.items;
   }
 
   /** A mark to pass as `from`: only later events count. */
@@ -60,21 +61,12 @@ class EventLog {
 
   /** The first event since `from` (already seen or coming) of lock `key` and `type`; rejects after timeoutMs. */
   waitFor(key: string, type: LockEventType, from: number, timeoutMs = 5_000): Promise<LockEvent> {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        const found = this.events.slice(from).find(e => e.key === key && e.type === type);
-        if (!found) return;
-        this.listeners.delete(check);
-        clearTimeout(timer);
-        resolve(found);
-      };
-      const timer = setTimeout(() => {
-        this.listeners.delete(check);
-        reject(new Error(`no "${type}" event of ${key} within ${timeoutMs} ms; saw ${this.typesOf(key, from).join(', ') || 'none'}`));
-      }, timeoutMs);
-      this.listeners.add(check);
-      check();
-    });
+    return this.list.waitFor(
+      e => e.key === key && e.type === type,
+      timeoutMs,
+      () => `no "${type}" event of ${key} within ${timeoutMs} ms; saw ${this.typesOf(key, from).join(', ') || 'none'}`,
+      from,
+    );
   }
 
   stop(): void {

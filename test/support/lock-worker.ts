@@ -1,6 +1,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { WorkerCommand } from '../workers/lock.worker.js';
+import { EventList } from './event-list.js';
 
 const WORKER = fileURLToPath(new URL('../workers/lock.worker.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -18,10 +19,15 @@ export interface WorkerEvent {
 
 /** A child process running test/workers/lock.worker.ts: a LockService of its own. */
 export class LockWorker {
-  readonly events: WorkerEvent[] = [];
+  private readonly list = new EventList<WorkerEvent>();
+
+  /** Events the worker's LockService emitted (and 'work-stopped'), in arrival order. */
+  get events(): WorkerEvent[] {
+    return this.list.items;
+  }
+
   private nextId = 0;
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
-  private readonly listeners = new Set<() => void>();
 
   private constructor(readonly process: ChildProcess) {
     process.on('message', (message: { id?: number; ok?: boolean; result?: unknown; error?: { code?: string; message: string } } & Partial<WorkerEvent>) => {
@@ -31,8 +37,7 @@ export class LockWorker {
         if (message.ok) call.resolve(message.result);
         else call.reject(Object.assign(new Error(message.error!.message), { code: message.error!.code }));
       } else if (message.event) {
-        this.events.push(message as WorkerEvent);
-        for (const listener of this.listeners) listener();
+        this.list.push(message as WorkerEvent);
       }
     });
     process.on('exit', () => {
@@ -66,21 +71,7 @@ export class LockWorker {
 
   /** Resolves with the first event (already seen or coming) that matches; rejects after timeoutMs. */
   waitForEvent(match: (e: WorkerEvent) => boolean, timeoutMs = 10_000): Promise<WorkerEvent> {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        const found = this.events.find(match);
-        if (!found) return;
-        this.listeners.delete(check);
-        clearTimeout(timer);
-        resolve(found);
-      };
-      const timer = setTimeout(() => {
-        this.listeners.delete(check);
-        reject(new Error(`no matching worker event within ${timeoutMs} ms; saw ${this.events.map(e => e.event).join(', ')}`));
-      }, timeoutMs);
-      this.listeners.add(check);
-      check();
-    });
+    return this.list.waitFor(match, timeoutMs, () => `no matching worker event within ${timeoutMs} ms; saw ${this.events.map(e => e.event).join(', ')}`);
   }
 
   /** Sends a signal and, for SIGKILL/SIGTERM, waits for the process to exit. */
