@@ -24,6 +24,12 @@ describe('bench (quick)', () => {
     expect(ours.rpc?.unary).toBe(2);
     expect(ours.rpc?.leaseGrant).toBe(0);
 
+    // case 3: a handoff among 10 contenders wakes one of them: one event and a few Txn
+    // (release, the successor's read, the releaser's enqueue, sometimes one more read), not one per waiter
+    const handoff = byId('3').subjects.find(s => s.subject === 'nestjs-etcd-lock handoff')!;
+    expect(handoff.rpc!.watchEvents).toBeLessThanOrEqual(2);
+    expect(handoff.rpc!.txn).toBeLessThanOrEqual(4.5);
+
     // case 4: herd-free: at most 2 watch events per handoff, whatever the queue length
     const herd = byId('4').subjects;
     expect(herd.length).toBe(2);

@@ -29,6 +29,8 @@ export class EtcdMutex {
   revision: bigint | undefined;
   /** etcd revision at which we last saw the queue; watches start right after it. */
   seenAt = 0n;
+  /** The key right before ours when we enqueued (null: none), unknown after a retried enqueue. */
+  private predecessor: Buffer | null | undefined;
 
   private readonly prefix: Buffer;
   private readonly prefixEnd: Buffer;
@@ -76,7 +78,8 @@ export class EtcdMutex {
     this.seenAt = BigInt(res.header.revision);
     if (res.succeeded) {
       this.revision = this.seenAt;
-      return rangeAt(res, 1).length === 1; // no key older than ours
+      this.predecessor = rangeAt(res, 1)[1]?.key ?? null;
+      return this.predecessor === null; // no key older than ours
     }
     const own = rangeAt(res, 0)[0];
     if (!own) return false; // onlyIfFree and busy: nothing was written
@@ -92,23 +95,27 @@ export class EtcdMutex {
    * Rejects with `signal.reason` when aborted, QueueKeyGoneError when our key vanished.
    */
   async waitForTurn(signal: AbortSignal): Promise<void> {
-    for (;;) {
+    // the enqueue transaction already named our predecessor (a retried one did not: read)
+    let predecessor = this.predecessor !== undefined ? this.predecessor : await this.readPredecessor(signal);
+    while (predecessor) {
       signal.throwIfAborted();
-      const res = await this.readUntilAnswered(signal, {
-        compare: [],
-        success: [
-          // our key: still there, still the same one?
-          { request_range: { key: this.key } },
-          // the newest key created before ours: our predecessor, if any
-          this.queueRange(SortOrder.Descend, 1, this.revision! - 1n),
-        ],
-        failure: [],
-      });
-      const own = rangeAt(res, 0)[0];
-      if (!own || BigInt(own.create_revision) !== this.revision) throw new QueueKeyGoneError();
-      const predecessor = rangeAt(res, 1)[0];
-      if (!predecessor) return; // nobody before us: the lock is ours
-      await this.deleted(predecessor.key, BigInt(res.header.revision) + 1n, signal);
+      const watch = this.watchDeletion(predecessor, signal);
+      try {
+        const attachedAt = await watch.attached;
+        if (attachedAt !== undefined && attachedAt > this.seenAt) {
+          // etcd moved on between our read and the watch: the predecessor may be gone already
+          const current = await this.readPredecessor(signal);
+          if (!current?.equals(predecessor)) {
+            predecessor = current;
+            continue;
+          }
+        }
+        await watch.gone;
+      } finally {
+        watch.stop();
+      }
+      signal.throwIfAborted();
+      predecessor = await this.readPredecessor(signal);
     }
   }
 
@@ -178,6 +185,22 @@ export class EtcdMutex {
     };
   }
 
+  /**
+   * One read: throws QueueKeyGoneError unless our key is still there with its revision;
+   * returns the newest key created before ours (our predecessor), or null if none is left.
+   */
+  private async readPredecessor(signal: AbortSignal): Promise<Buffer | null> {
+    const res = await this.readUntilAnswered(signal, {
+      compare: [],
+      success: [{ request_range: { key: this.key } }, this.queueRange(SortOrder.Descend, 1, this.revision! - 1n)],
+      failure: [],
+    });
+    const own = rangeAt(res, 0)[0];
+    if (!own || BigInt(own.create_revision) !== this.revision) throw new QueueKeyGoneError();
+    this.seenAt = BigInt(res.header.revision);
+    return rangeAt(res, 1)[0]?.key ?? null;
+  }
+
   /** A read-only transaction (a linearizable read, no Raft entry), retried while etcd is unreachable. */
   private readUntilAnswered(signal: AbortSignal, txn: Parameters<Etcd3['kv']['txn']>[0]): Promise<ITxnResponse> {
     return retryWithBackoff(() => this.client.kv.txn(txn), {
@@ -188,10 +211,12 @@ export class EtcdMutex {
     });
   }
 
-  /** Resolves when `key` is deleted at or after `fromRevision`, or when the watch has any trouble. */
+  /**
+   * Resolves when `key` is deleted at or after `fromRevision`, or when the watch has any
+   * trouble. For the holder watch, which must see a deletion that happened before it began.
+   */
   private deleted(key: Buffer, fromRevision: bigint, signal: AbortSignal): Promise<void> {
     return new Promise((resolve, reject) => {
-      // wake on this one key's deletion only: no thundering herd
       const watcher = this.client.watch().key(key).startRevision(fromRevision.toString()).only('delete').watcher();
       const finish = (err?: unknown) => {
         signal.removeEventListener('abort', onAbort);
@@ -209,6 +234,42 @@ export class EtcdMutex {
       if (signal.aborted) return onAbort();
       signal.addEventListener('abort', onAbort, { once: true });
     });
+  }
+
+  /**
+   * Watches `key` for deletion FROM NOW. A watch from a past revision would be served by
+   * etcd's catch-up loop, which runs every 100 ms, and a handoff would wait for it.
+   * `attached` resolves with the revision the watch starts after (undefined if it ended
+   * first); `gone` resolves on a deletion, on any watch trouble (re-read then), or on abort.
+   */
+  private watchDeletion(key: Buffer, signal: AbortSignal): { attached: Promise<bigint | undefined>; gone: Promise<void>; stop: () => void } {
+    // wake on this one key's deletion only: no thundering herd
+    const watcher = this.client.watch().key(key).only('delete').watcher();
+    let onAttached!: (revision: bigint | undefined) => void;
+    let onGone!: () => void;
+    const attached = new Promise<bigint | undefined>(resolve => (onAttached = resolve));
+    const gone = new Promise<void>(resolve => (onGone = resolve));
+    const end = () => {
+      onAttached(undefined); // no-op once attached
+      onGone();
+    };
+    watcher.on('connected', (res: { header: { revision: string } }) => onAttached(BigInt(res.header.revision)));
+    watcher.on('delete', end);
+    // disconnect or cancel: the caller re-reads the state
+    watcher.on('disconnected', end);
+    watcher.on('error', end);
+    signal.addEventListener('abort', end, { once: true });
+    if (signal.aborted) end();
+    return {
+      attached,
+      gone,
+      stop: () => {
+        signal.removeEventListener('abort', end);
+        watcher.removeAllListeners();
+        watcher.on('error', () => undefined);
+        watcher.cancel().catch(() => undefined);
+      },
+    };
   }
 }
 
