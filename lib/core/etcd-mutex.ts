@@ -27,7 +27,7 @@ export class QueueKeyGoneError extends Error {}
 export class EtcdMutex {
   /** Create revision of our key once known: our place in the queue and the fencing token. */
   revision: bigint | undefined;
-  /** etcd revision at which we last saw the queue; watches start right after it. */
+  /** etcd revision at which we last saw our key and the queue: a watch attached later re-reads. */
   seenAt = 0n;
   /** The key right before ours when we enqueued (null: none), unknown after a retried enqueue. */
   private predecessor: Buffer | null | undefined;
@@ -124,30 +124,28 @@ export class EtcdMutex {
    * etcdctl, lease expiry). Returns a function that stops watching.
    */
   watchHolder(onGone: () => void, delayMs = 0): () => void {
-    let stop: AbortController | undefined; // created when the watch starts: most locks end before
-    const watch = async (stop: AbortController): Promise<void> => {
+    const stop = new AbortController();
+    const gone = async (): Promise<boolean> => !stop.signal.aborted && !(await this.ownKeyRemains(stop.signal));
+    const watch = async (): Promise<void> => {
       while (!stop.signal.aborted) {
+        const watch = this.watchDeletion(this.key, stop.signal);
         try {
-          await this.deleted(this.key, this.seenAt + 1n, stop.signal);
-          if (stop.signal.aborted) return;
-          // a delete event, or trouble with the watch: read instead of trusting a resumed stream
-          const res = await this.readUntilAnswered(stop.signal, { compare: [], success: [{ request_range: { key: this.key } }], failure: [] });
-          const own = rangeAt(res, 0)[0];
-          if (!own || BigInt(own.create_revision) !== this.revision) {
-            if (!stop.signal.aborted) onGone();
-            return;
-          }
-          this.seenAt = BigInt(res.header.revision);
-        } catch {
-          return; // stopped
+          const attachedAt = await watch.attached;
+          // etcd moved on since we last saw our key (during the delay, say): it may be gone already
+          if ((attachedAt === undefined || attachedAt > this.seenAt) && (await gone())) return onGone();
+          if (attachedAt !== undefined) await watch.gone;
+        } finally {
+          watch.stop();
         }
+        // a delete event, or trouble with the watch: read instead of trusting a resumed stream
+        if (await gone()) return onGone();
       }
     };
-    // from our acquisition revision: a deletion during the delay is still delivered, only later
-    const timer = setTimeout(() => void watch((stop = new AbortController())), delayMs).unref();
+    // most locks end before the delay: they never watch
+    const timer = setTimeout(() => void watch().catch(() => undefined /* stopped */), delayMs).unref();
     return () => {
       clearTimeout(timer);
-      stop?.abort(STOPPED);
+      stop.abort(STOPPED);
     };
   }
 
@@ -201,6 +199,14 @@ export class EtcdMutex {
     return rangeAt(res, 1)[0]?.key ?? null;
   }
 
+  /** One read: is our key still there with its revision? */
+  private async ownKeyRemains(signal: AbortSignal): Promise<boolean> {
+    const res = await this.readUntilAnswered(signal, { compare: [], success: [{ request_range: { key: this.key } }], failure: [] });
+    this.seenAt = BigInt(res.header.revision);
+    const own = rangeAt(res, 0)[0];
+    return own !== undefined && BigInt(own.create_revision) === this.revision;
+  }
+
   /** A read-only transaction (a linearizable read, no Raft entry), retried while etcd is unreachable. */
   private readUntilAnswered(signal: AbortSignal, txn: Parameters<Etcd3['kv']['txn']>[0]): Promise<ITxnResponse> {
     return retryWithBackoff(() => this.client.kv.txn(txn), {
@@ -208,31 +214,6 @@ export class EtcdMutex {
       maxMs: 1000,
       signal,
       retryIf: err => isRecoverableError(err as Error),
-    });
-  }
-
-  /**
-   * Resolves when `key` is deleted at or after `fromRevision`, or when the watch has any
-   * trouble. For the holder watch, which must see a deletion that happened before it began.
-   */
-  private deleted(key: Buffer, fromRevision: bigint, signal: AbortSignal): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const watcher = this.client.watch().key(key).startRevision(fromRevision.toString()).only('delete').watcher();
-      const finish = (err?: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        watcher.removeAllListeners();
-        watcher.on('error', () => undefined);
-        watcher.cancel().catch(() => undefined);
-        if (err === undefined) resolve();
-        else reject(err);
-      };
-      const onAbort = () => finish(signal.reason);
-      watcher.on('delete', () => finish());
-      // disconnect, compaction or cancel: the caller re-reads the state
-      watcher.on('disconnected', () => finish());
-      watcher.on('error', () => finish());
-      if (signal.aborted) return onAbort();
-      signal.addEventListener('abort', onAbort, { once: true });
     });
   }
 
@@ -249,6 +230,7 @@ export class EtcdMutex {
     let onGone!: () => void;
     const attached = new Promise<bigint | undefined>(resolve => (onAttached = resolve));
     const gone = new Promise<void>(resolve => (onGone = resolve));
+    let cancelledByServer = false;
     const end = () => {
       onAttached(undefined); // no-op once attached
       onGone();
@@ -257,7 +239,10 @@ export class EtcdMutex {
     watcher.on('delete', end);
     // disconnect or cancel: the caller re-reads the state
     watcher.on('disconnected', end);
-    watcher.on('error', end);
+    watcher.on('error', () => {
+      cancelledByServer = true;
+      end();
+    });
     signal.addEventListener('abort', end, { once: true });
     if (signal.aborted) end();
     return {
@@ -267,7 +252,9 @@ export class EtcdMutex {
         signal.removeEventListener('abort', end);
         watcher.removeAllListeners();
         watcher.on('error', () => undefined);
-        watcher.cancel().catch(() => undefined);
+        // cancelling a watch etcd cancelled already draws a second cancel reply, on which
+        // etcd3 1.1.2 throws from its stream handler ("Failed to find watcher") and the process dies
+        if (!cancelledByServer) watcher.cancel().catch(() => undefined);
       },
     };
   }
