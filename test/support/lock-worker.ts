@@ -46,12 +46,13 @@ export class LockWorker {
     });
   }
 
-  static start(endpoints: string[], prefix: string, ttl = 1): Promise<LockWorker> {
+  /** `registerEndpoints`: where the worker reaches the fenced register, when not through `endpoints`. */
+  static start(endpoints: string[], prefix: string, ttl = 1, registerEndpoints?: string[]): Promise<LockWorker> {
     const child = fork(WORKER, [], {
       cwd: ROOT,
       execArgv: ['--import', 'tsx'],
       serialization: 'advanced', // bigint fencing tokens cross the IPC channel as they are
-      env: { ...process.env, ETCD_ENDPOINTS: endpoints.join(','), LOCK_PREFIX: prefix, LOCK_TTL: String(ttl), NODE_OPTIONS: '' },
+      env: { ...process.env, ETCD_ENDPOINTS: endpoints.join(','), LOCK_PREFIX: prefix, LOCK_TTL: String(ttl), NODE_OPTIONS: '', ...(registerEndpoints && { REGISTER_ENDPOINTS: registerEndpoints.join(',') }) },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     const worker = new LockWorker(child);

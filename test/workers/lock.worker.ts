@@ -3,6 +3,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Etcd3 } from 'etcd3';
 import { LockService, type LockHandle } from '../../lib/index.js';
+import { FencedRegister } from '../support/fenced-register.js';
 
 export type WorkerCommand =
   | { op: 'acquire'; key: string; waitTimeout?: number }
@@ -11,7 +12,27 @@ export type WorkerCommand =
   | { op: 'probe'; key: string }
   | { op: 'work'; key: string }
   | { op: 'counter'; key: string; counterKey: string; cycles: number }
+  | { op: 'fenced-loop'; key: string; register: string; cycles: number; holdMs: number; waitTimeout: number }
   | { op: 'close' };
+
+/** One hold in the fenced loop, as its holder saw it (wall-clock ms comparable across processes). */
+export interface FencedSection {
+  token: bigint;
+  writeId: string;
+  acquiredAt: number;
+  entered: boolean | 'unknown'; // the register took our token on entry ('unknown': no answer)
+  writeAckedAt?: number;
+  written?: boolean | 'unknown'; // the register accepted our write
+  heldBeforeWrite: boolean; // lock.isHeld just before writing
+  lostAfterWrite: boolean; // lock.signal aborted just after the write's answer
+  releaseError?: string;
+}
+
+/** What the fenced loop did: its holds, and every acquire that failed (with its error code). */
+export interface FencedLoopResult {
+  sections: FencedSection[];
+  failures: { code?: string; message: string }[];
+}
 
 /** One critical section of the counter loop, in wall-clock ms comparable across processes. */
 export interface CriticalSection {
@@ -25,7 +46,8 @@ const now = () => performance.timeOrigin + performance.now();
 const send = (message: unknown) => process.send?.(message);
 const hosts = process.env.ETCD_ENDPOINTS!.split(',');
 const service = new LockService({ etcd: { hosts }, prefix: process.env.LOCK_PREFIX, ttl: Number(process.env.LOCK_TTL ?? 1) });
-const etcd = new Etcd3({ hosts });
+// the protected resource may be reachable when the lock's etcd is not (a partition, a proxy)
+const etcd = new Etcd3({ hosts: process.env.REGISTER_ENDPOINTS?.split(',') ?? hosts });
 const handles = new Map<string, LockHandle>();
 service.events$.subscribe(e => send({ event: e.type, key: e.key, token: e.token, reason: e.reason, at: now() }));
 
@@ -84,11 +106,59 @@ async function run(command: WorkerCommand): Promise<unknown> {
       }
       return sections;
     }
+    case 'fenced-loop':
+      return fencedLoop(command);
     case 'close':
       await service.close();
       etcd.close();
       return null;
   }
+}
+
+/**
+ * Takes the lock `cycles` times; each hold enters the fenced register, waits `holdMs`, then
+ * writes count + 1, whether or not the lock is still held: the register's fence, not the
+ * holder's good manners, must stop a stale write. Announces each hold ('in-section') so a
+ * test can fault the current holder.
+ */
+async function fencedLoop(command: Extract<WorkerCommand, { op: 'fenced-loop' }>): Promise<FencedLoopResult> {
+  const register = new FencedRegister(etcd, command.register);
+  const result: FencedLoopResult = { sections: [], failures: [] };
+  // `cycles` holds; failed acquires (etcd down, say) are retried, up to 100 of them
+  for (let i = 0; i < command.cycles && result.failures.length < 100; ) {
+    let lock: LockHandle;
+    try {
+      lock = await service.acquire(command.key, { waitTimeout: command.waitTimeout });
+    } catch (err) {
+      result.failures.push({ code: (err as { code?: string }).code, message: (err as Error).message });
+      await sleep(50);
+      continue;
+    }
+    i++;
+    const section: FencedSection = { token: lock.token, writeId: `${process.pid}-${i}`, acquiredAt: now(), entered: 'unknown', heldBeforeWrite: false, lostAfterWrite: false };
+    result.sections.push(section);
+    send({ event: 'in-section', key: command.key, token: lock.token, at: section.acquiredAt });
+    try {
+      const entry = await register.enter(lock.token);
+      section.entered = entry.accepted;
+      await sleep(command.holdMs);
+      if (entry.accepted) {
+        section.heldBeforeWrite = lock.isHeld;
+        section.written = 'unknown';
+        section.written = await register.write(lock.token, entry.count + 1, section.writeId);
+        section.writeAckedAt = now();
+      }
+    } catch {
+      // the register did not answer: etcd's log of accepted writes tells what happened
+    }
+    section.lostAfterWrite = lock.signal.aborted;
+    try {
+      await lock.release();
+    } catch (err) {
+      section.releaseError = (err as { code?: string }).code ?? (err as Error).message;
+    }
+  }
+  return result;
 }
 
 process.on('message', (message: { id: number; command: WorkerCommand }) => {
