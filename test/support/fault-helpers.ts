@@ -23,8 +23,13 @@ export async function holdAnnounced(workers: LockWorker[], count: number, timeou
   return newest!;
 }
 
-/** The pids of the processes queued under `prefix`, holder first (queue key values are `host:pid:…`). */
-export async function queueOwners(admin: Etcd3, prefix: string): Promise<number[]> {
+/** The queue under `prefix`, holder first: each key's process (values are `host:pid:…`) and lease. */
+export async function queueEntries(admin: Etcd3, prefix: string): Promise<{ pid: number; lease: string }[]> {
   const res = await admin.kv.range({ key: Buffer.from(prefix), range_end: prefixEnd(Buffer.from(prefix)), sort_order: SortOrder.Ascend, sort_target: SortTarget.Create });
-  return res.kvs.map(kv => Number(kv.value.toString().split(':')[1]));
+  return res.kvs.map(kv => ({ pid: Number(kv.value.toString().split(':')[1]), lease: String(kv.lease) }));
+}
+
+/** The pids of the processes queued under `prefix`, holder first. */
+export async function queueOwners(admin: Etcd3, prefix: string): Promise<number[]> {
+  return (await queueEntries(admin, prefix)).map(e => e.pid);
 }

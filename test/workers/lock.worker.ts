@@ -21,6 +21,7 @@ export interface FencedSection {
   writeId: string;
   acquiredAt: number;
   entered: boolean | 'unknown'; // the register took our token on entry ('unknown': no answer)
+  writeSentAt?: number;
   writeAckedAt?: number;
   written?: boolean | 'unknown'; // the register accepted our write
   heldBeforeWrite: boolean; // lock.isHeld just before writing
@@ -144,6 +145,7 @@ async function fencedLoop(command: Extract<WorkerCommand, { op: 'fenced-loop' }>
       await sleep(command.holdMs);
       if (entry.accepted) {
         section.heldBeforeWrite = lock.isHeld;
+        section.writeSentAt = now();
         section.written = 'unknown';
         section.written = await register.write(lock.token, entry.count + 1, section.writeId);
         section.writeAckedAt = now();
