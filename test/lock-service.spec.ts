@@ -111,7 +111,9 @@ describe('cost', () => {
         pending.push(service.acquire(name));
         await until(() => events.some(e => e.type === 'waiting'));
       }
-      await sleep(50); // every waiter's predecessor watch is in place
+      // every waiter's predecessor watch is in place, and the holder's own watch (from 100 ms
+      // on, with one read as etcd moved on since it acquired) has started
+      await sleep(250);
       const before = await etcd.metrics();
       await first.release();
       const next = await pending[0];
