@@ -193,7 +193,8 @@ export class EtcdSession {
   private async revokeWhenReachable(): Promise<void> {
     await retryWithBackoff(() => this.revoke(), {
       initialMs: 100,
-      maxMs: 5000,
+      // a restarted etcd gives the lease a fresh TTL: try often enough to beat it
+      maxMs: Math.min(1000, this.intervalMs),
       // already gone, or nothing left to try it with
       retryIf: err => !(err instanceof EtcdLeaseInvalidError || err instanceof ClientClosedError || this.closed),
     }).catch(() => undefined);

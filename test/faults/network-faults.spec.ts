@@ -82,7 +82,8 @@ describe('safety under network faults (a proxy per client)', () => {
   it("500 ms on the holder's replies: no false loss, and when it is then cut off its deadline still comes before etcd expires its lease", async () => {
     let holder: { worker: LockWorker; token: bigint } | undefined;
     let leaseTtlAtLoss = -2;
-    const started = await startProxiedWorkers(3, 2);
+    // TTL 5 s: its margin (0.5 s) leaves this test's own event delivery time to ask etcd
+    const started = await startProxiedWorkers(3, 5);
     for (const p of proxies) p.setLatency(500, 'replies');
     const report = await checkSafety({
       name: '500 ms reply latency',
@@ -95,7 +96,7 @@ describe('safety under network faults (a proxy per client)', () => {
         holder = await holdAnnounced(workers, 3, 20_000);
         const lease = (await queueEntries(admin, PREFIX))[0].lease;
         proxyOf(holder.worker).setMode('blackhole');
-        await holder.worker.waitForEvent(e => e.event === 'lost' && e.token === holder!.token, 5_000);
+        await holder.worker.waitForEvent(e => e.event === 'lost' && e.token === holder!.token, 10_000);
         // -1: etcd has expired the lease; anything else: it still lives on etcd's side
         leaseTtlAtLoss = Number((await admin.leaseClient.leaseTimeToLive({ ID: lease })).TTL);
         heal(proxyOf(holder.worker));

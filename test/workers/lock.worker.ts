@@ -119,8 +119,8 @@ async function run(command: WorkerCommand): Promise<unknown> {
 /**
  * Takes the lock `cycles` times; each hold enters the fenced register, waits `holdMs`, then
  * writes count + 1, whether or not the lock is still held: the register's fence, not the
- * holder's good manners, must stop a stale write. Announces each hold ('in-section') so a
- * test can fault the current holder.
+ * holder's good manners, must stop a stale write. Announces each hold ('in-section', once
+ * entered) so a test can fault the current holder.
  */
 async function fencedLoop(command: Extract<WorkerCommand, { op: 'fenced-loop' }>): Promise<FencedLoopResult> {
   const register = new FencedRegister(etcd, command.register);
@@ -138,10 +138,11 @@ async function fencedLoop(command: Extract<WorkerCommand, { op: 'fenced-loop' }>
     i++;
     const section: FencedSection = { token: lock.token, writeId: `${process.pid}-${i}`, acquiredAt: now(), entered: 'unknown', heldBeforeWrite: false, lostAfterWrite: false };
     result.sections.push(section);
-    send({ event: 'in-section', key: command.key, token: lock.token, at: section.acquiredAt });
     try {
       const entry = await register.enter(lock.token);
       section.entered = entry.accepted;
+      // inside: a test may now fault this holder, between its entry and its write
+      send({ event: 'in-section', key: command.key, token: lock.token, at: section.acquiredAt });
       await sleep(command.holdMs);
       if (entry.accepted) {
         section.heldBeforeWrite = lock.isHeld;
