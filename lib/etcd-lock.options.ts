@@ -6,6 +6,7 @@ import { LockConfigurationError } from './core/lock.errors.js';
 import { INVALID_OPTION } from './core/lock.messages.js';
 import { BAD_WITH_LOCK_OPTION } from './etcd-lock.messages.js';
 import type { EtcdLockModuleOptions } from './interfaces/etcd-lock-module-options.interface.js';
+import type { RetryOptions } from './interfaces/acquire-options.interface.js';
 import type { WithLockOptions } from './interfaces/with-lock-options.interface.js';
 
 /** Options with every default applied and every value checked. */
@@ -87,6 +88,24 @@ function resolveOwnerId(ownerId: unknown): string {
   return ownerId;
 }
 
+const DEFAULT_RETRY = { initialMs: 50, maxMs: 1_000 };
+
+/** Checks the `retry` option of an acquire; undefined means: do not retry. */
+export function resolveRetry(retry: unknown, option = 'retry'): Required<RetryOptions> | undefined {
+  if (retry === false) return undefined;
+  if (retry === undefined) return DEFAULT_RETRY;
+  if (typeof retry !== 'object' || retry === null) {
+    throw new LockConfigurationError(INVALID_OPTION(option, `expected false or { initialMs, maxMs }, got ${String(retry)}`));
+  }
+  const { initialMs = DEFAULT_RETRY.initialMs, maxMs = DEFAULT_RETRY.maxMs } = retry as RetryOptions;
+  for (const [name, value] of [['initialMs', initialMs], ['maxMs', maxMs]] as const) {
+    if (!(typeof value === 'number' && Number.isFinite(value) && value >= 1)) {
+      throw new LockConfigurationError(INVALID_OPTION(`${option}.${name}`, `expected milliseconds >= 1, got ${String(value)}`));
+    }
+  }
+  return { initialMs, maxMs: Math.max(initialMs, maxMs) };
+}
+
 const CONTENTION_MODES = ['wait', 'fail', 'skip'];
 
 /** Checks @WithLock options at bootstrap, naming the method; returns them unchanged. */
@@ -96,6 +115,11 @@ export function validateWithLockOptions(options: WithLockOptions, where: string)
     throw fail('onContention', `must be one of ${CONTENTION_MODES.join(', ')}, got ${JSON.stringify(options.onContention)}`);
   }
   if (options.reentrant !== undefined && typeof options.reentrant !== 'boolean') throw fail('reentrant', 'must be a boolean');
+  try {
+    resolveRetry(options.retry);
+  } catch (err) {
+    throw fail('retry', (err as Error).message);
+  }
   for (const [option, allowInfinity] of [['waitTimeout', true], ['maxHold', true], ['minHold', false]] as const) {
     const value = options[option];
     if (value === undefined) continue;

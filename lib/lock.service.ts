@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { setMaxListeners } from 'node:events';
 import { performance } from 'node:perf_hooks';
-import { EtcdLeaseInvalidError, type Etcd3 } from 'etcd3';
+import { EtcdLeaseInvalidError, isRecoverableError, type Etcd3 } from 'etcd3';
 import { Subject, type Observable } from 'rxjs';
 import { AbortScope } from './core/abort-scope.js';
 import { createEtcdClient } from './core/etcd-client.js';
@@ -21,7 +21,7 @@ import {
   type LockLossReason,
 } from './core/lock.errors.js';
 import { EtcdLockHandle, HeldLock, type LockHandle } from './core/lock.handle.js';
-import { resolveLockOptions, validateDuration, validateWaitTimeout, type ResolvedLockOptions } from './etcd-lock.options.js';
+import { resolveLockOptions, resolveRetry, validateDuration, validateWaitTimeout, type ResolvedLockOptions } from './etcd-lock.options.js';
 import type { AcquireOptions, TryAcquireOptions } from './interfaces/acquire-options.interface.js';
 import type { EtcdLockModuleOptions } from './interfaces/etcd-lock-module-options.interface.js';
 import type { LockEvent } from './interfaces/lock-event.interface.js';
@@ -171,14 +171,36 @@ export class LockService {
     const wait = waitTimeout !== undefined;
     const maxHold = validateDuration('maxHold', options.maxHold ?? Infinity, true);
     const minHold = validateDuration('minHold', options.minHold ?? 0, false);
+    const retry = wait ? resolveRetry(options.retry) : undefined; // a try never waits, nor retries
     const startedAt = performance.now();
-    const session = await this.currentSession();
-    const stop = new AbortScope([this.closing.signal, session.signal, signal], waitTimeout);
+    const outer = new AbortScope([this.closing.signal, signal], waitTimeout);
+    // while etcd is unreachable, try again within the wait; the last such error is the answer if time runs out
+    let unavailable: unknown;
+    const retrying = <T>(attempt: () => Promise<T>, abort: AbortSignal): Promise<T> =>
+      retryWithBackoff(() => attempt().then(value => ((unavailable = undefined), value)), {
+        initialMs: retry?.initialMs ?? 0,
+        maxMs: retry?.maxMs ?? 0,
+        signal: abort,
+        retryIf: err => {
+          if (retry === undefined || !isUnavailable(err)) return false;
+          unavailable = err;
+          return true;
+        },
+      });
+    let session: EtcdSession;
+    try {
+      session = await untilAborted(retrying(() => this.currentSession(), outer.signal), outer.signal);
+    } catch (err) {
+      outer.dispose();
+      throw this.acquireError(err, name, performance.now() - startedAt, undefined, outer.timedOut, signal, unavailable);
+    }
+    const stop = new AbortScope([outer.signal, session.signal]);
     const prefix = queuePrefix(this.options.prefix, name);
     const slot = session.slots.claim(name);
     const mutex = new EtcdMutex(this.client, prefix, `${prefix}${session.leaseHex}-${slot.toString(16)}`, session.leaseId, this.options.ownerId);
     try {
-      const enqueue = mutex.tryAcquire(!wait);
+      // one key for every try: a retried enqueue finds its own key instead of queueing twice
+      const enqueue = retrying(() => mutex.tryAcquire(!wait), stop.signal);
       // do not wait out a slow etcd past the deadline; the key is removed once the answer comes
       enqueue.catch(() => undefined).finally(() => stop.signal.aborted && this.discard(mutex, session));
       if (!(await untilAborted(enqueue, stop.signal))) {
@@ -195,9 +217,10 @@ export class LockService {
     } catch (err) {
       await this.discard(mutex, session); // no queue key is left behind, on any failure path
       if (err instanceof EtcdLeaseInvalidError) session.expire(); // the lease is gone in etcd
-      throw this.acquireError(err, name, performance.now() - startedAt, session, stop.timedOut, signal);
+      throw this.acquireError(err, name, performance.now() - startedAt, session, outer.timedOut, signal, unavailable);
     } finally {
       stop.dispose();
+      outer.dispose();
     }
     const held = new HeldLock(name, mutex, session, slot, minHold);
     this.held.add(held);
@@ -211,18 +234,20 @@ export class LockService {
     err: unknown,
     name: string,
     waitedMs: number,
-    session: EtcdSession,
+    session: EtcdSession | undefined,
     timedOut: boolean,
-    signal?: AbortSignal,
+    signal: AbortSignal | undefined,
+    unavailable: unknown,
   ): Error {
     if (this.closing.signal.aborted) return new LockServiceClosedError();
     if (signal?.aborted) return new LockAbortedError(name, signal.reason);
+    if (timedOut && unavailable !== undefined) return this.toLockError(unavailable); // time ran out while etcd was unreachable
     if (timedOut) {
       this.emit({ type: 'timeout', key: name, waitedMs });
       return new LockTimeoutError(name, Math.round(waitedMs));
     }
     if (err instanceof QueueKeyGoneError) return new LockLostError(name, 'key-deleted');
-    if (session.signal.aborted || err instanceof EtcdLeaseInvalidError) return new LockLostError(name, 'session-expired');
+    if (session?.signal.aborted || err instanceof EtcdLeaseInvalidError) return new LockLostError(name, 'session-expired');
     return this.toLockError(err);
   }
 
@@ -370,6 +395,11 @@ export class LockService {
   private emit(event: Omit<LockEvent, 'owner' | 'origin' | 'at'>): void {
     this.events.next({ ...event, owner: this.options.ownerId, origin: 'local', at: new Date() });
   }
+}
+
+/** etcd did not answer (down, restarting, a connection reset): worth another try. */
+function isUnavailable(err: unknown): boolean {
+  return err instanceof EtcdUnavailableError || (err instanceof Error && !(err instanceof LockError) && isRecoverableError(err));
 }
 
 /** Resolves with `promise`, or rejects with the signal's reason as soon as it aborts. */

@@ -458,6 +458,16 @@ describe('bad input', () => {
     expect(() => new LockService({ ttl: 2.5 })).toThrow(/"ttl"/);
   });
 
+  it('rejects a bad retry option with INVALID_OPTIONS, naming it, and queues nothing', async () => {
+    const locks = newService();
+    for (const retry of [{ initialMs: 0 }, { maxMs: NaN }, 'often'] as never[]) {
+      const err = await rejection(locks.acquire('opts-retry', { retry }));
+      expect(err).toMatchObject({ code: 'INVALID_OPTIONS' });
+      expect(err.message).toMatch(/"retry/);
+    }
+    expect(await locks.isLocked('opts-retry')).toBe(false);
+  });
+
   it('an unreachable etcd fails the first acquire with ETCD_UNAVAILABLE in bounded time', async () => {
     const port = await new Promise<number>(resolve => {
       const server = createServer().listen(0, '127.0.0.1', () => {

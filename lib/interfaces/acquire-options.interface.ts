@@ -25,7 +25,23 @@ export interface AcquireOptions {
    * @default 0
    */
   minHold?: number;
+  /**
+   * While waiting, an acquire retries unavailable-etcd errors (etcd restarting, a connection
+   * reset) with backoff, within its `waitTimeout`, keeping its one queue key: it never
+   * enqueues twice. If the time runs out while etcd is still unreachable, it fails with
+   * EtcdUnavailableError. `false` fails at the first such error. Other errors surface at once.
+   * @default { initialMs: 50, maxMs: 1000 }
+   */
+  retry?: false | RetryOptions;
 }
 
-/** Per-call options of `tryAcquire` and `tryWithLock`: they never wait. @publicApi */
-export type TryAcquireOptions = Omit<AcquireOptions, 'waitTimeout'>;
+/** Backoff between retries of an acquire while etcd is unreachable. @publicApi */
+export interface RetryOptions {
+  /** First pause in ms; it doubles after each failed try. @default 50 */
+  initialMs?: number;
+  /** Longest pause in ms. @default 1000 */
+  maxMs?: number;
+}
+
+/** Per-call options of `tryAcquire` and `tryWithLock`: they never wait (nor retry). @publicApi */
+export type TryAcquireOptions = Omit<AcquireOptions, 'waitTimeout' | 'retry'>;

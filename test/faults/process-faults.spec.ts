@@ -6,7 +6,9 @@ import type { Etcd3 } from 'etcd3';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startEtcdCluster, type EtcdHandle } from '../../harness/etcd.js';
 import { createEtcdClient } from '../../lib/core/etcd-client.js';
-import { metric } from '../support/etcd-state.js';
+import { LockService } from '../../lib/index.js';
+import { expectEtcdClean, metric } from '../support/etcd-state.js';
+import { rejection } from '../support/rejection.js';
 import { LockWorker } from '../support/lock-worker.js';
 import { checkSafety } from '../support/safety-checker.js';
 import { holdAnnounced, holdsSoFar, queueOwners } from '../support/fault-helpers.js';
@@ -161,5 +163,52 @@ describe('etcd compacts and restarts', () => {
     // acquires work again after the restart
     expect(started.flatMap(w => w.events).filter(e => e.event === 'in-section' && e.at > restartedAt).length).toBeGreaterThan(0);
     expect(report.acceptedWrites).toBeGreaterThan(2);
+  });
+});
+
+describe('transient etcd errors while acquiring', () => {
+  const newService = (ttl = 3) => new LockService({ etcd: { hosts: etcd.endpoints }, prefix: PREFIX, ttl });
+
+  it('etcd stopped briefly during an acquire: it succeeds once etcd is back, within its waitTimeout, with one queue key', async () => {
+    const member = etcd.members[0];
+    const warm = newService(); // its session is open: its enqueue is what retries
+    const cold = newService(); // no session yet: opening it is what retries
+    try {
+      await (await warm.acquire('warm-up')).release();
+      await member.kill();
+      const acquiring = [warm.acquire('transient-a', { waitTimeout: 10_000 }), cold.acquire('transient-b', { waitTimeout: 10_000 })];
+      await sleep(500);
+      await member.start();
+      const [a, b] = await Promise.all(acquiring);
+      expect(a.isHeld && b.isHeld).toBe(true);
+      // exactly one key each, though their first tries failed
+      expect((await admin.getAll().prefix(PREFIX).keys()).sort()).toHaveLength(2);
+      await Promise.all([a.release(), b.release()]);
+    } finally {
+      await Promise.all([warm.close(), cold.close()]);
+    }
+    await expectEtcdClean(admin, PREFIX);
+  });
+
+  it('etcd down for the whole waitTimeout: ETCD_UNAVAILABLE when the time runs out; with retry: false, at the first failure', async () => {
+    const member = etcd.members[0];
+    const service = newService();
+    try {
+      await (await service.acquire('warm-up')).release();
+      await member.kill();
+      const startedAt = performance.now();
+      const retried = await rejection(service.acquire('down', { waitTimeout: 1_500 }));
+      const retriedMs = performance.now() - startedAt;
+      const once = await rejection(service.acquire('down', { waitTimeout: 1_500, retry: false }));
+      expect(retried).toMatchObject({ code: 'ETCD_UNAVAILABLE' });
+      expect(once).toMatchObject({ code: 'ETCD_UNAVAILABLE' });
+      expect(retriedMs).toBeGreaterThanOrEqual(1_400); // it kept trying until its waitTimeout
+    } finally {
+      await member.start();
+      await service.close();
+    }
+    // the admin client reconnects on a call after its connection broke: let it
+    for (let i = 0; i < 50 && !(await admin.get('any').then(() => true, () => false)); i++) await sleep(50);
+    await expectEtcdClean(admin, PREFIX);
   });
 });

@@ -123,6 +123,8 @@ describe('validateWithLockOptions and resolveConflictStatus', () => {
     expect(() => validateWithLockOptions({ minHold: -1 }, 'C.m')).toThrow(/"minHold"/);
     expect(() => validateWithLockOptions({ maxHold: NaN }, 'C.m')).toThrow(/"maxHold"/);
     expect(() => validateWithLockOptions({ reentrant: 'yes' as unknown as boolean }, 'C.m')).toThrow(/"reentrant"/);
+    expect(() => validateWithLockOptions({ retry: { maxMs: 0 } }, 'C.m')).toThrow(/C\.m.*"retry".*"retry\.maxMs"/);
+    expect(validateWithLockOptions({ retry: false }, 'C.m')).toEqual({ retry: false });
     expect(validateWithLockOptions({ onContention: 'skip', maxHold: Infinity }, 'C.m')).toEqual({ onContention: 'skip', maxHold: Infinity });
     expect(resolveConflictStatus()).toBe(409);
     expect(() => resolveConflictStatus(200)).toThrow(/"conflictStatus"/);
