@@ -106,6 +106,22 @@ export function resolveRetry(retry: unknown, option = 'retry'): Required<RetryOp
   return { initialMs, maxMs: Math.max(initialMs, maxMs) };
 }
 
+/** Checks `autoRenew` and `ttl` of an acquire; the TTL (s) of its own lease, or undefined if it has none. */
+export function resolveOwnLeaseTtl(options: { autoRenew?: unknown; ttl?: unknown }, defaultTtl: number): number | undefined {
+  if (options.autoRenew !== undefined && typeof options.autoRenew !== 'boolean') {
+    throw new LockConfigurationError(INVALID_OPTION('autoRenew', `expected a boolean, got ${String(options.autoRenew)}`));
+  }
+  if (options.autoRenew !== false) {
+    if (options.ttl !== undefined) {
+      throw new LockConfigurationError(
+        INVALID_OPTION('ttl', 'a per-lock ttl needs autoRenew: false (a hard-TTL lock); other locks live by the session, whose ttl is set on the module'),
+      );
+    }
+    return undefined;
+  }
+  return options.ttl === undefined ? defaultTtl : resolveTtl(options.ttl);
+}
+
 const CONTENTION_MODES = ['wait', 'fail', 'skip'];
 
 /** Checks @WithLock options at bootstrap, naming the method; returns them unchanged. */
@@ -119,6 +135,11 @@ export function validateWithLockOptions(options: WithLockOptions, where: string)
     resolveRetry(options.retry);
   } catch (err) {
     throw fail('retry', (err as Error).message);
+  }
+  try {
+    resolveOwnLeaseTtl(options, 1);
+  } catch (err) {
+    throw fail(options.autoRenew !== undefined && typeof options.autoRenew !== 'boolean' ? 'autoRenew' : 'ttl', (err as Error).message);
   }
   for (const [option, allowInfinity] of [['waitTimeout', true], ['maxHold', true], ['minHold', false]] as const) {
     const value = options[option];

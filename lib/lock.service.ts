@@ -20,8 +20,9 @@ import {
   LockTimeoutError,
   type LockLossReason,
 } from './core/lock.errors.js';
-import { EtcdLockHandle, HeldLock, type LockHandle } from './core/lock.handle.js';
-import { resolveLockOptions, resolveRetry, validateDuration, validateWaitTimeout, type ResolvedLockOptions } from './etcd-lock.options.js';
+import { EtcdLockHandle, HeldLock, type HoldOwner, type LockHandle } from './core/lock.handle.js';
+import { OwnLease } from './core/own-lease.js';
+import { resolveLockOptions, resolveOwnLeaseTtl, resolveRetry, validateDuration, validateWaitTimeout, type ResolvedLockOptions } from './etcd-lock.options.js';
 import type { AcquireOptions, TryAcquireOptions } from './interfaces/acquire-options.interface.js';
 import type { EtcdLockModuleOptions } from './interfaces/etcd-lock-module-options.interface.js';
 import type { LockEvent } from './interfaces/lock-event.interface.js';
@@ -162,7 +163,7 @@ export class LockService {
     if (!outer.isHeld) throw outer.signal.reason; // lost: never re-acquire silently
     if (!reentrant) throw new LockAlreadyHeldError(name);
     outer.holds++;
-    return new EtcdLockHandle(outer, held => this.releaseHold(held));
+    return new EtcdLockHandle(outer, this.holdOwner);
   }
 
   /** Takes `name` in etcd: queueing when `waitTimeout` is given, else only if it is free. */
@@ -172,6 +173,7 @@ export class LockService {
     const maxHold = validateDuration('maxHold', options.maxHold ?? Infinity, true);
     const minHold = validateDuration('minHold', options.minHold ?? 0, false);
     const retry = wait ? resolveRetry(options.retry) : undefined; // a try never waits, nor retries
+    const ownTtl = resolveOwnLeaseTtl(options, this.options.ttl);
     const startedAt = performance.now();
     const outer = new AbortScope([this.closing.signal, signal], waitTimeout);
     // while etcd is unreachable, try again within the wait; the last such error is the answer if time runs out
@@ -223,11 +225,12 @@ export class LockService {
       outer.dispose();
     }
     const held = new HeldLock(name, mutex, session, slot, minHold);
+    if (ownTtl !== undefined) await this.pinToOwnLease(held, ownTtl);
     this.held.add(held);
     held.stopWatching = mutex.watchHolder(() => this.end(held, 'key-deleted'), HOLDER_WATCH_DELAY_MS);
     if (maxHold !== Infinity) held.maxHoldTimer = setTimeout(() => this.expire(held), maxHold).unref();
     this.emit({ type: 'acquired', key: name, token: held.token, waitedMs: performance.now() - startedAt });
-    return new EtcdLockHandle(held, h => this.releaseHold(h));
+    return new EtcdLockHandle(held, this.holdOwner);
   }
 
   private acquireError(
@@ -255,6 +258,40 @@ export class LockService {
     if (err instanceof LockError) return err;
     const hosts = this.ownsClient ? String(this.options.etcd.hosts) : 'the given etcd3 client';
     return new EtcdUnavailableError(hosts, err);
+  }
+
+  /** What lock handles call back into. */
+  private readonly holdOwner: HoldOwner = { releaseHold: held => this.releaseHold(held), renewHold: (held, ttl) => this.renewHold(held, ttl) };
+
+  /** A hard-TTL lock: moves the freshly acquired key onto a lease of its own, or gives it back. */
+  private async pinToOwnLease(held: HeldLock, ttl: number): Promise<void> {
+    try {
+      const own = await OwnLease.take(this.client, held.mutex, ttl, this.options.connectTimeout);
+      if (!own) throw new LockLostError(held.key, 'key-deleted');
+      held.ownLease = own;
+      own.onDeadline(() => this.end(held, 'ttl-expired'));
+    } catch (err) {
+      await this.discard(held.mutex, held.session);
+      throw this.toLockError(err);
+    }
+  }
+
+  /** renew(): a fresh own lease for a hard-TTL lock; a check only for the others. */
+  private async renewHold(held: HeldLock, ttl?: number): Promise<void> {
+    if (!held.isHeld) throw held.signal.reason ?? new LockLostError(held.key, 'session-expired');
+    const own = held.ownLease;
+    if (!own) return; // the session keeps it alive
+    const seconds = ttl === undefined ? own.ttl : resolveOwnLeaseTtl({ autoRenew: false, ttl }, own.ttl)!;
+    let renewed: boolean;
+    try {
+      renewed = await own.renew(held.mutex, seconds);
+    } catch (err) {
+      throw this.toLockError(err); // not renewed: the lock lasts until its current deadline
+    }
+    if (!renewed) this.end(held, 'key-deleted');
+    else if (held.signal.aborted) own.end(); // it ran out while we renewed: let the new lease go too
+    else own.onDeadline(() => this.end(held, 'ttl-expired'));
+    held.signal.throwIfAborted();
   }
 
   /**
@@ -296,7 +333,7 @@ export class LockService {
     this.held.delete(held);
     const heldMs = performance.now() - held.acquiredAt;
     if (how === 'released') this.emit({ type: 'released', key: held.key, token: held.token, heldMs });
-    else this.emit({ type: how === 'max-hold' ? 'expired' : 'lost', key: held.key, token: held.token, heldMs, reason: how });
+    else this.emit({ type: how === 'max-hold' || how === 'ttl-expired' ? 'expired' : 'lost', key: held.key, token: held.token, heldMs, reason: how });
     return true;
   }
 
@@ -384,7 +421,8 @@ export class LockService {
   private openSession(): Promise<EtcdSession> {
     this.releaseWatchStream ??= holdWatchStreamOpen(this.client, `${this.options.prefix}\u0000idle`);
     const opening = EtcdSession.open(this.client, this.options.ttl, this.options.connectTimeout, expired => {
-      for (const held of [...this.held]) if (held.session === expired) this.end(held, 'session-expired');
+      // a hard-TTL lock lives by its own lease, not the session's
+      for (const held of [...this.held]) if (held.session === expired && !held.ownLease) this.end(held, 'session-expired');
     }).catch(err => {
       if (this.session === opening) this.session = undefined; // the next acquire tries again
       throw this.toLockError(err);

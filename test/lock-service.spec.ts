@@ -544,6 +544,58 @@ describe('etcd faults', () => {
 
 });
 
+describe('hard-TTL locks (autoRenew: false)', () => {
+  it('end by themselves after their ttl without renew: signal, expired event, and only then the next holder', async () => {
+    const [a, b] = [newService({ ttl: 3 }), newService({ ttl: 3 })];
+    const log: string[] = [];
+    a.events$.subscribe(e => log.push(`a:${e.type}:${e.reason ?? ''}`));
+    b.events$.subscribe(e => log.push(`b:${e.type}`));
+    const lock = await a.acquire('hard', { autoRenew: false, ttl: 1 });
+    const next = b.acquire('hard', { waitTimeout: 10_000 });
+    const reason = await new Promise(resolve => lock.signal.addEventListener('abort', () => resolve(lock.signal.reason)));
+    expect(reason).toMatchObject({ code: 'LOCK_LOST', reason: 'ttl-expired' });
+    expect(lock.isHeld).toBe(false);
+    expect(() => lock.assertHeld()).toThrow(LockLostError);
+    const successor = await next;
+    expect(successor.token).toBeGreaterThan(lock.token);
+    // told before anyone else got in
+    expect(log.indexOf('a:expired:ttl-expired')).toBeGreaterThanOrEqual(0);
+    expect(log.indexOf('a:expired:ttl-expired')).toBeLessThan(log.indexOf('b:acquired'));
+    // renewing a lock that is gone never re-acquires it
+    expect(await rejection(lock.renew())).toMatchObject({ code: 'LOCK_LOST', reason: 'ttl-expired' });
+    expect(successor.isHeld).toBe(true);
+    await successor.release();
+    // the service's session, and its other locks, were not touched
+    await (await a.acquire('after-hard')).release();
+  });
+
+  it('live on while renewed, with the same token; a released one is not renewed', async () => {
+    const [a, b] = [newService({ ttl: 3 }), newService({ ttl: 3 })];
+    const lock = await a.acquire('hard-renewed', { autoRenew: false, ttl: 1 });
+    const token = lock.token;
+    for (let i = 0; i < 6; i++) {
+      await sleep(400); // 2.4 s in all: more than twice the ttl
+      await lock.renew();
+      expect(await b.tryAcquire('hard-renewed')).toBeNull();
+    }
+    expect(lock.isHeld).toBe(true);
+    expect(lock.token).toBe(token);
+    await lock.renew(2); // another ttl for the next stretch
+    await lock.release();
+    expect(await rejection(lock.renew())).toMatchObject({ code: 'LOCK_NOT_HELD' });
+    const next = (await b.tryAcquire('hard-renewed'))!;
+    expect(next.token).toBeGreaterThan(token);
+    await next.release();
+  });
+
+  it('refuse a ttl without autoRenew: false, and a ttl that is not whole seconds >= 1', async () => {
+    const locks = newService();
+    expect(await rejection(locks.acquire('hard-opts', { ttl: 5 }))).toMatchObject({ code: 'INVALID_OPTIONS', message: expect.stringMatching(/"ttl".*autoRenew: false/) });
+    expect(await rejection(locks.acquire('hard-opts', { autoRenew: false, ttl: 0.5 }))).toMatchObject({ code: 'INVALID_OPTIONS' });
+    expect(await locks.isLocked('hard-opts')).toBe(false);
+  });
+});
+
 describe('cleanup', () => {
   it('leaves no lock keys and no leases in etcd', async () => {
     await Promise.all(services.map(s => s.close()));

@@ -150,6 +150,19 @@ export class EtcdMutex {
   }
 
   /**
+   * Puts our key, still the one we created, on another lease (a hard-TTL lock's own). A put
+   * keeps the create revision: the token and our place stay. False if the key is gone.
+   */
+  async moveToLease(leaseId: string): Promise<boolean> {
+    const res = await this.client.kv.txn({
+      compare: [{ key: this.key, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: this.revision!.toString() }],
+      success: [{ request_put: { key: this.key, value: Buffer.from(this.value), lease: leaseId } }],
+      failure: [],
+    });
+    return res.succeeded;
+  }
+
+  /**
    * Deletes our key if it is still the one we created (`If CreateRevision == token`):
    * idempotent, safe to retry, and it can never delete a newer holder's key. When the
    * enqueue's outcome is unknown our unique key is deleted outright: no one else writes it.

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { ClientClosedError, EtcdLeaseInvalidError, type Etcd3, type IDuplexStream, type ILeaseKeepAliveRequest, type ILeaseKeepAliveResponse } from 'etcd3';
@@ -6,6 +5,7 @@ import { LockConfigurationError } from './lock.errors.js';
 import { TTL_BELOW_MINIMUM } from './lock.messages.js';
 import { QueueSlots } from './queue-slots.js';
 import { retryWithBackoff, sleep } from './retry.js';
+import { grantLease } from './lease-grant.js';
 
 type KeepAliveStream = IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>;
 
@@ -45,19 +45,7 @@ export class EtcdSession {
    * cannot leak a second lease) and starts keeping it alive.
    */
   static async open(client: Etcd3, ttl: number, timeoutMs: number, onExpired: (session: EtcdSession) => void): Promise<EtcdSession> {
-    const leaseId = (randomBytes(8).readBigUInt64BE() >> 2n).toString(); // 62 bits: a positive int64
-    const sentAt = performance.now();
-    let grantedTtl: number;
-    try {
-      // grant our lease id with the requested TTL
-      const res = await client.leaseClient.leaseGrant({ ID: leaseId, TTL: ttl }, { deadline: Date.now() + timeoutMs });
-      grantedTtl = Number(res.TTL);
-    } catch (err) {
-      if (!String((err as Error)?.message).includes('lease already exists')) throw err;
-      // an earlier try of this same grant succeeded: read what was granted
-      const res = await client.leaseClient.leaseTimeToLive({ ID: leaseId }, { deadline: Date.now() + timeoutMs });
-      grantedTtl = Number(res.grantedTTL);
-    }
+    const { id: leaseId, ttl: grantedTtl, sentAt } = await grantLease(client, ttl, timeoutMs);
     const session = new EtcdSession(client, leaseId, grantedTtl, sentAt, onExpired);
     if (grantedTtl > ttl) {
       // etcd raises a TTL below its minimum without saying so; refuse rather than hold longer than asked

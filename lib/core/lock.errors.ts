@@ -16,12 +16,14 @@ export type LockErrorCode =
 export type LockLossReason =
   | 'session-expired' // no keepalive was acknowledged within the TTL, or etcd reported the lease gone
   | 'key-deleted' // someone deleted the holder's key (admin, etcdctl, forceUnlock)
-  | 'max-hold'; // held longer than its maxHold: released on purpose
+  | 'max-hold' // held longer than its maxHold: released on purpose
+  | 'ttl-expired'; // a hard-TTL lock (autoRenew: false) not renewed within its ttl
 
 const LOSS_EXPLANATIONS: Record<LockLossReason, string> = {
   'session-expired': 'its etcd session (lease) expired',
   'key-deleted': 'its key was deleted in etcd',
   'max-hold': 'it was held longer than its maxHold and was released',
+  'ttl-expired': 'its own lease ran out: renew() was not called within its ttl',
 };
 
 /** Base class of every error this library throws; switch on `code`. @publicApi */

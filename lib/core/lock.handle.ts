@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { EtcdMutex } from './etcd-mutex.js';
 import type { EtcdSession } from './etcd-session.js';
+import type { OwnLease } from './own-lease.js';
 import { LockLostError, LockNotHeldError, type LockLossReason } from './lock.errors.js';
 
 /**
@@ -24,6 +25,13 @@ export interface LockHandle {
   readonly isHeld: boolean;
   /** Releases the lock (the last of reentrant holds frees it). Idempotent; never throws. */
   release(): Promise<void>;
+  /**
+   * A hard-TTL lock (`autoRenew: false`): gives it a fresh lease of `ttl` seconds (by
+   * default its current ttl). Rejects with LockLostError if the lock is already gone (it is
+   * never re-acquired) and LockNotHeldError after release. Other locks are kept alive by
+   * the session: for them this only checks that the lock is held.
+   */
+  renew(ttl?: number): Promise<void>;
   /** Throws LockLostError if the lock was lost, LockNotHeldError if it was released. */
   assertHeld(): void;
   [Symbol.asyncDispose](): Promise<void>;
@@ -35,6 +43,8 @@ export class HeldLock {
   readonly acquiredAt = performance.now();
   stopWatching: () => void = () => undefined;
   maxHoldTimer: NodeJS.Timeout | undefined;
+  /** A hard-TTL lock's own lease; undefined: the session keeps the lock alive. */
+  ownLease: OwnLease | undefined;
   private readonly ended = new AbortController();
 
   constructor(
@@ -55,9 +65,9 @@ export class HeldLock {
     return this.ended.signal;
   }
 
-  /** Checks the session deadline too, so a paused process learns of the loss on its first look. */
+  /** Checks the deadline too, so a paused process learns of the loss on its first look. */
   get isHeld(): boolean {
-    return this.session.isValid && !this.ended.signal.aborted;
+    return (this.ownLease ? this.ownLease.isValid : this.session.isValid) && !this.ended.signal.aborted;
   }
 
   /** Ends the lock as lost; false if it had already ended. */
@@ -74,9 +84,16 @@ export class HeldLock {
     if (this.ended.signal.aborted) return false;
     this.stopWatching();
     clearTimeout(this.maxHoldTimer);
+    this.ownLease?.end(); // its key, if still there, goes with it
     this.ended.abort(reason);
     return true;
   }
+}
+
+/** What a handle asks of the service that made it. */
+export interface HoldOwner {
+  releaseHold(held: HeldLock): Promise<void>;
+  renewHold(held: HeldLock, ttl?: number): Promise<void>;
 }
 
 /** The handle of one acquisition; reentrant acquisitions get their own handle on one HeldLock. */
@@ -85,7 +102,7 @@ export class EtcdLockHandle implements LockHandle {
 
   constructor(
     /** @internal */ readonly held: HeldLock,
-    private readonly releaseHold: (held: HeldLock) => Promise<void>,
+    private readonly owner: HoldOwner,
   ) {}
 
   get key(): string {
@@ -107,7 +124,12 @@ export class EtcdLockHandle implements LockHandle {
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;
-    await this.releaseHold(this.held);
+    await this.owner.releaseHold(this.held);
+  }
+
+  async renew(ttl?: number): Promise<void> {
+    if (this.released) throw new LockNotHeldError(this.key);
+    await this.owner.renewHold(this.held, ttl);
   }
 
   assertHeld(): void {

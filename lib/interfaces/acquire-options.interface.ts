@@ -33,6 +33,15 @@ export interface AcquireOptions {
    * @default { initialMs: 50, maxMs: 1000 }
    */
   retry?: false | RetryOptions;
+  /**
+   * false makes a hard-TTL lock: it gets its own lease of `ttl` seconds that nobody renews,
+   * so it ends by itself (signal, `expired` event, LockLostError 'ttl-expired') unless you
+   * call `lock.renew()` in time. true keeps it alive with the service's session.
+   * @default true
+   */
+  autoRenew?: boolean;
+  /** Seconds a hard-TTL lock (`autoRenew: false`) lasts without renew(). @default the service's ttl */
+  ttl?: number;
 }
 
 /** Backoff between retries of an acquire while etcd is unreachable. @publicApi */

@@ -125,6 +125,9 @@ describe('validateWithLockOptions and resolveConflictStatus', () => {
     expect(() => validateWithLockOptions({ reentrant: 'yes' as unknown as boolean }, 'C.m')).toThrow(/"reentrant"/);
     expect(() => validateWithLockOptions({ retry: { maxMs: 0 } }, 'C.m')).toThrow(/C\.m.*"retry".*"retry\.maxMs"/);
     expect(validateWithLockOptions({ retry: false }, 'C.m')).toEqual({ retry: false });
+    expect(() => validateWithLockOptions({ ttl: 5 }, 'C.m')).toThrow(/C\.m.*"ttl".*autoRenew: false/);
+    expect(() => validateWithLockOptions({ autoRenew: 'no' as unknown as boolean }, 'C.m')).toThrow(/"autoRenew"/);
+    expect(validateWithLockOptions({ autoRenew: false, ttl: 5 }, 'C.m')).toEqual({ autoRenew: false, ttl: 5 });
     expect(validateWithLockOptions({ onContention: 'skip', maxHold: Infinity }, 'C.m')).toEqual({ onContention: 'skip', maxHold: Infinity });
     expect(resolveConflictStatus()).toBe(409);
     expect(() => resolveConflictStatus(200)).toThrow(/"conflictStatus"/);
