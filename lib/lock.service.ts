@@ -141,7 +141,9 @@ export class LockService {
   private async shutdown(): Promise<void> {
     this.closing.abort(new LockServiceClosedError());
     const session = await this.session?.catch(() => undefined);
-    for (const held of [...this.held]) this.end(held, 'released');
+    const held = [...this.held];
+    for (const lock of held) this.end(lock, 'released');
+    await Promise.all(held.map(lock => lock.ownLeaseRevoked)); // hard-TTL locks' keys go before the client closes
     this.releaseWatchStream?.();
     await session?.close();
     if (this.ownsClient) this.client.close();
@@ -289,7 +291,7 @@ export class LockService {
       throw this.toLockError(err); // not renewed: the lock lasts until its current deadline
     }
     if (!renewed) this.end(held, 'key-deleted');
-    else if (held.signal.aborted) own.end(); // it ran out while we renewed: let the new lease go too
+    else if (held.signal.aborted) await own.end(); // it ran out while we renewed: let the new lease go too
     else own.onDeadline(() => this.end(held, 'ttl-expired'));
     held.signal.throwIfAborted();
   }

@@ -588,6 +588,14 @@ describe('hard-TTL locks (autoRenew: false)', () => {
     await next.release();
   });
 
+  it('close() revokes their own leases too: a waiter elsewhere does not wait out the ttl', async () => {
+    const [a, b] = [newService({ ttl: 3 }), newService({ ttl: 3 })];
+    await a.acquire('hard-close', { autoRenew: false, ttl: 30 });
+    await a.close();
+    const next = await b.acquire('hard-close', { waitTimeout: 5_000 }); // far less than 30 s
+    await next.release();
+  });
+
   it('refuse a ttl without autoRenew: false, and a ttl that is not whole seconds >= 1', async () => {
     const locks = newService();
     expect(await rejection(locks.acquire('hard-opts', { ttl: 5 }))).toMatchObject({ code: 'INVALID_OPTIONS', message: expect.stringMatching(/"ttl".*autoRenew: false/) });

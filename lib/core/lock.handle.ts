@@ -45,6 +45,8 @@ export class HeldLock {
   maxHoldTimer: NodeJS.Timeout | undefined;
   /** A hard-TTL lock's own lease; undefined: the session keeps the lock alive. */
   ownLease: OwnLease | undefined;
+  /** Settles once the own lease, if any, is revoked after the lock ended. */
+  ownLeaseRevoked: Promise<void> = Promise.resolve();
   private readonly ended = new AbortController();
 
   constructor(
@@ -84,7 +86,7 @@ export class HeldLock {
     if (this.ended.signal.aborted) return false;
     this.stopWatching();
     clearTimeout(this.maxHoldTimer);
-    this.ownLease?.end(); // its key, if still there, goes with it
+    if (this.ownLease) this.ownLeaseRevoked = this.ownLease.end(); // its key, if still there, goes with it
     this.ended.abort(reason);
     return true;
   }

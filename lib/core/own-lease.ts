@@ -60,9 +60,9 @@ export class OwnLease {
   }
 
   /** Stops the deadline timer and revokes the lease (deleting the key, if it is still on it). */
-  end(): void {
+  end(): Promise<void> {
     clearTimeout(this.timer);
-    void this.revokeLease(this.id);
+    return this.revokeLease(this.id);
   }
 
   // best effort: a lease we fail to revoke expires by itself within its TTL
