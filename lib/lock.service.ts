@@ -181,7 +181,11 @@ export class LockService {
     // while etcd is unreachable, try again within the wait; the last such error is the answer if time runs out
     let unavailable: unknown;
     const retrying = <T>(attempt: () => Promise<T>, abort: AbortSignal): Promise<T> =>
-      retryWithBackoff(() => attempt().then(value => ((unavailable = undefined), value)), {
+      retryWithBackoff(async () => {
+        const value = await attempt();
+        unavailable = undefined; // etcd answered: a later timeout is a plain timeout
+        return value;
+      }, {
         initialMs: retry?.initialMs ?? 0,
         maxMs: retry?.maxMs ?? 0,
         signal: abort,
