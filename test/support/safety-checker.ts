@@ -38,6 +38,23 @@ export interface SafetyReport {
 
 const DEFAULT_FAILURES: LockErrorCode[] = ['LOCK_TIMEOUT', 'LOCK_LOST', 'ETCD_UNAVAILABLE'];
 
+const wallNow = () => performance.timeOrigin + performance.now();
+
+/**
+ * How far a worker's wall clock is ahead of ours (ms), and how much of that is unknown
+ * (half the best IPC round trip): times from different processes are only comparable after it.
+ */
+async function clockOffset(worker: LockWorker): Promise<{ offset: number; uncertainty: number }> {
+  let best = { offset: 0, uncertainty: Infinity };
+  for (let i = 0; i < 5; i++) {
+    const sent = wallNow();
+    const theirs = await worker.request<number>({ op: 'clock' });
+    const back = wallNow();
+    if ((back - sent) / 2 < best.uncertainty) best = { offset: theirs - (sent + back) / 2, uncertainty: (back - sent) / 2 };
+  }
+  return best;
+}
+
 /**
  * Runs the workers' fenced loops beside `run.fault`, then checks, from etcd's log and the
  * holders' records: no accepted write was lost (the count is exact and each write counted
@@ -47,6 +64,7 @@ const DEFAULT_FAILURES: LockErrorCode[] = ['LOCK_TIMEOUT', 'LOCK_LOST', 'ETCD_UN
  * lease is left once the workers stop. Prints the figures.
  */
 export async function checkSafety(run: SafetyRun): Promise<SafetyReport> {
+  const clocks = new Map(await Promise.all(run.workers.map(async w => [w.process.pid!, await clockOffset(w)] as const)));
   const register = new FencedRegister(run.admin, `safety-register/${run.name.replace(/\W+/g, '-')}/`);
   await register.reset();
   const key = 'checked';
@@ -115,12 +133,16 @@ export async function checkSafety(run: SafetyRun): Promise<SafetyReport> {
   }
 
   // no two holders that still believed they held the lock when they wrote overlapped:
-  // [acquired, write sent]. (A write after a reported loss is the fence's business.)
+  // [acquired, write sent], on this process's clock, beyond what the clock offsets leave unknown.
+  // (A write after a reported loss is the fence's business.)
+  const clockOf = (s: FencedSection) => clocks.get(Number(s.writeId.split('-')[0]))!;
   const believed = writes.map(w => byId.get(w.writeId)).filter((s): s is FencedSection => s?.heldBeforeWrite === true && s.writeSentAt !== undefined);
-  believed.sort((a, b) => a.acquiredAt - b.acquiredAt);
+  believed.sort((a, b) => a.acquiredAt - clockOf(a).offset - (b.acquiredAt - clockOf(b).offset));
   for (let i = 1; i < believed.length; i++) {
     const [before, after] = [believed[i - 1], believed[i]];
-    expect({ before: before.token, after: after.token, overlapMs: Math.max(0, before.writeSentAt! - after.acquiredAt) }).toEqual({ before: before.token, after: after.token, overlapMs: 0 });
+    const overlapMs = before.writeSentAt! - clockOf(before).offset - (after.acquiredAt - clockOf(after).offset);
+    const unknownMs = clockOf(before).uncertainty + clockOf(after).uncertainty;
+    expect({ before: before.token, after: after.token, overlapMs: overlapMs > unknownMs ? overlapMs : 0 }).toEqual({ before: before.token, after: after.token, overlapMs: 0 });
   }
   report.writesAfterLoss = sections.filter(s => s.written === true && !s.heldBeforeWrite).length;
 
@@ -132,7 +154,8 @@ export async function checkSafety(run: SafetyRun): Promise<SafetyReport> {
   const failures = Object.entries(report.failures).map(([code, n]) => `${n} ${code} ("${firstMessage[code]}")`).join(', ') || 'none';
   console.info(
     `[safety] ${run.name}: ${run.workers.length} processes, ${report.holds} holds, ${report.acceptedWrites} accepted writes (count exact), ` +
-      `${report.rejectedStale} stale writes rejected by the fence${report.writesAfterLoss ? ` (${report.writesAfterLoss} accepted: sent after a reported loss, before any newer holder entered)` : ''}, acquire failures: ${failures}${report.killed ? `, ${report.killed} worker(s) killed` : ''}`,
+      `${report.rejectedStale} stale writes rejected by the fence${report.writesAfterLoss ? ` (${report.writesAfterLoss} accepted: sent after a reported loss, before any newer holder entered)` : ''}, acquire failures: ${failures}${report.killed ? `, ${report.killed} worker(s) killed` : ''}; ` +
+      `process clocks differed by up to ${Math.max(...[...clocks.values()].map(c => Math.abs(c.offset))).toFixed(2)} ms (corrected)`,
   );
   return report;
 }

@@ -13,6 +13,7 @@ export type WorkerCommand =
   | { op: 'work'; key: string }
   | { op: 'counter'; key: string; counterKey: string; cycles: number }
   | { op: 'fenced-loop'; key: string; register: string; cycles: number; holdMs: number; waitTimeout: number }
+  | { op: 'clock' }
   | { op: 'close' };
 
 /** One hold in the fenced loop, as its holder saw it (wall-clock ms comparable across processes). */
@@ -109,6 +110,8 @@ async function run(command: WorkerCommand): Promise<unknown> {
     }
     case 'fenced-loop':
       return fencedLoop(command);
+    case 'clock':
+      return now(); // the test compares it with its own clock: processes' wall clocks differ by up to ms
     case 'close':
       await service.close();
       etcd.close();
