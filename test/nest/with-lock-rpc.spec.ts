@@ -22,6 +22,7 @@ import { startEtcd, type EtcdHandle } from '../../harness/etcd.js';
 import { Rendezvous } from '../support/rendezvous.js';
 import { EtcdLockModule, InvalidLockKeyError, LockAlreadyHeldError, LockError, LockService, WithLock } from '../../lib/index.js';
 import { expectEtcdClean } from '../support/etcd-state.js';
+import { Gate } from '../support/gate.js';
 
 const PREFIX = 'rpc-spec/';
 const DATA = 'rpc-spec-data/';
@@ -83,11 +84,7 @@ class RecordingFilter extends BaseRpcExceptionFilter {
 const filter = new RecordingFilter();
 
 /** Opened by the test: holds the 'stream' handler mid-stream, so the check does not race it. */
-let openGate: () => void = () => {};
-let gate = Promise.resolve();
-function closeGate(): void {
-  gate = new Promise<void>(resolve => (openGate = resolve));
-}
+const gate = new Gate();
 
 @Controller()
 @UseFilters(filter)
@@ -120,7 +117,7 @@ class PaymentsRpcController {
     this.ran('stream');
     return interval(50).pipe(
       take(3),
-      concatMap(i => (i === 1 ? from(gate).pipe(map(() => i)) : of(i))), // the 2nd value waits for the gate
+      concatMap(i => (i === 1 ? from(gate.passed()).pipe(map(() => i)) : of(i))), // the 2nd value waits for the gate
       map(i => `${message.id}:${i}`),
     );
   }
@@ -256,7 +253,7 @@ describe('@WithLock on an RPC (TCP microservice) handler', () => {
   });
 
   it('holds the lock of an Observable-returning handler until its stream completes', async () => {
-    closeGate();
+    gate.close();
     let firstValue!: () => void;
     const midStream = new Promise<void>(resolve => (firstValue = resolve));
     const values = lastValueFrom(client.send<string, PayMessage>('stream', { id: 's1' }).pipe(tap(() => firstValue()), toArray()));
@@ -264,7 +261,7 @@ describe('@WithLock on an RPC (TCP microservice) handler', () => {
       await midStream; // the client has consumed a value; the handler is waiting at the gate
       expect(await locks.isLocked('order:s1')).toBe(true);
     } finally {
-      openGate();
+      gate.open();
     }
     expect(await values).toEqual(['s1:0', 's1:1', 's1:2']);
     let locked = true;

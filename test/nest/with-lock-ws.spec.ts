@@ -17,6 +17,7 @@ import { startEtcd, type EtcdHandle } from '../../harness/etcd.js';
 import { Rendezvous } from '../support/rendezvous.js';
 import { EtcdLockModule, InvalidLockKeyError, LockAlreadyHeldError, LockService, WithLock, type LockEvent } from '../../lib/index.js';
 import { expectEtcdClean } from '../support/etcd-state.js';
+import { Gate } from '../support/gate.js';
 
 const PREFIX = 'ws-spec/';
 const DATA = 'ws-spec-data/';
@@ -93,11 +94,7 @@ class RecordingFilter extends BaseWsExceptionFilter {
 const filter = new RecordingFilter();
 
 /** Opened by the test: holds the 'stream' handler mid-stream, so the check does not race it. */
-let openGate: () => void = () => {};
-let gate = Promise.resolve();
-function closeGate(): void {
-  gate = new Promise<void>(resolve => (openGate = resolve));
-}
+const gate = new Gate();
 
 @WebSocketGateway()
 @UseFilters(filter)
@@ -130,7 +127,7 @@ class PaymentsGateway {
     this.ran('stream');
     return interval(20).pipe(
       take(3),
-      concatMap(i => (i === 1 ? from(gate).pipe(map(() => i)) : of(i))), // the 2nd value waits for the gate
+      concatMap(i => (i === 1 ? from(gate.passed()).pipe(map(() => i)) : of(i))), // the 2nd value waits for the gate
       map(i => ({ event: 'streamed', data: `${body.id}:${i}` })),
     );
   }
@@ -231,7 +228,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  openGate();
+  gate.open();
   await Promise.all(clients.map(c => c.close()));
   await app?.close();
   await admin?.delete().prefix(DATA);
@@ -292,13 +289,13 @@ describe('@WithLock on a WebSocket gateway handler (ws adapter)', () => {
   it('holds the lock of an Observable-returning handler until its stream completes', async () => {
     const [client] = clients;
     const value = (data: string) => (m: WsMessage) => m.event === 'streamed' && m.data === data;
-    closeGate();
+    gate.close();
     try {
       client.send('stream', { id: 's1' });
       await client.next(value('s1:0'), 'first streamed value'); // the handler now waits at the gate
       expect(await locks.isLocked('order:s1')).toBe(true);
     } finally {
-      openGate();
+      gate.open();
     }
     await client.next(value('s1:2'), 'last streamed value');
     expect(client.received.filter(m => m.event === 'streamed').map(m => m.data)).toEqual(['s1:0', 's1:1', 's1:2']);
