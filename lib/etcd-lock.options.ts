@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { IOptions } from 'etcd3';
 import { hasControlCharacter } from './core/lock-key.js';
+import { EXCLUSIVE, SHARED, describeKind, type LockKind } from './core/lock-kind.js';
 import { LockConfigurationError } from './core/lock.errors.js';
 import { INVALID_OPTION } from './core/lock.messages.js';
 import { BAD_WITH_LOCK_OPTION } from './etcd-lock.messages.js';
@@ -122,6 +123,32 @@ export function resolveOwnLeaseTtl(options: { autoRenew?: unknown; ttl?: unknown
   return options.ttl === undefined ? defaultTtl : resolveTtl(options.ttl);
 }
 
+/** The largest semaphore limit: the place of a waiter is counted by reading up to limit + 1 keys. */
+export const MAX_SEMAPHORE_LIMIT = 1000;
+
+/** Checks `mode`, `limit` and `fair` of an acquire: the kind of queue key it puts, and whether it queues. */
+export function resolveLockKind(options: { mode?: unknown; limit?: unknown; fair?: unknown }): { kind: LockKind; fair: boolean } {
+  const { mode = 'exclusive', limit, fair = true } = options;
+  if (mode !== 'exclusive' && mode !== 'shared') {
+    throw new LockConfigurationError(INVALID_OPTION('mode', `expected 'exclusive' or 'shared', got ${JSON.stringify(mode)}`));
+  }
+  if (typeof fair !== 'boolean') throw new LockConfigurationError(INVALID_OPTION('fair', `expected a boolean, got ${String(fair)}`));
+  let kind = mode === 'shared' ? SHARED : EXCLUSIVE;
+  if (limit !== undefined) {
+    if (!(typeof limit === 'number' && Number.isInteger(limit) && limit >= 1 && limit <= MAX_SEMAPHORE_LIMIT)) {
+      throw new LockConfigurationError(INVALID_OPTION('limit', `expected a whole number from 1 to ${MAX_SEMAPHORE_LIMIT}, got ${String(limit)}`));
+    }
+    if (options.mode !== undefined) {
+      throw new LockConfigurationError(INVALID_OPTION('limit', 'a semaphore (limit) has no mode: pass either limit or mode'));
+    }
+    if (limit > 1) kind = { mode: 'semaphore', limit }; // a semaphore of 1 is an exclusive lock, and queues with one
+  }
+  if (!fair && kind.mode !== 'exclusive') {
+    throw new LockConfigurationError(INVALID_OPTION('fair', `fair: false is for exclusive locks only, not ${describeKind(kind)}`));
+  }
+  return { kind, fair };
+}
+
 const CONTENTION_MODES = ['wait', 'fail', 'skip'];
 
 /** Checks @WithLock options at bootstrap, naming the method; returns them unchanged. */
@@ -135,6 +162,11 @@ export function validateWithLockOptions(options: WithLockOptions, where: string)
     resolveRetry(options.retry);
   } catch (err) {
     throw fail('retry', (err as Error).message);
+  }
+  try {
+    resolveLockKind(options);
+  } catch (err) {
+    throw fail(/"(\w+)"/.exec((err as Error).message)![1], (err as Error).message);
   }
   try {
     resolveOwnLeaseTtl(options, 1);

@@ -6,13 +6,16 @@ import { Subject, type Observable } from 'rxjs';
 import { AbortScope } from './core/abort-scope.js';
 import { createEtcdClient } from './core/etcd-client.js';
 import { retryWithBackoff } from './core/retry.js';
-import { EtcdMutex, QueueKeyGoneError, holdWatchStreamOpen } from './core/etcd-mutex.js';
+import { EtcdMutex, KindConflictError, QueueKeyGoneError, holdWatchStreamOpen } from './core/etcd-mutex.js';
+import { canQueueTogether, covers, describeKind, type LockKind } from './core/lock-kind.js';
+import { LOCK_KIND_CONFLICT } from './core/lock.messages.js';
 import { EtcdSession } from './core/etcd-session.js';
-import { queuePrefix, prefixEnd, validateLockKey } from './core/lock-key.js';
+import { queueKey, queuePrefix, prefixEnd, validateLockKey } from './core/lock-key.js';
 import {
   EtcdUnavailableError,
   LockAbortedError,
   LockAlreadyHeldError,
+  LockConfigurationError,
   LockError,
   LockLostError,
   LockNotHeldError,
@@ -22,7 +25,7 @@ import {
 } from './core/lock.errors.js';
 import { EtcdLockHandle, HeldLock, type HoldOwner, type LockHandle } from './core/lock.handle.js';
 import { OwnLease } from './core/own-lease.js';
-import { resolveLockOptions, resolveOwnLeaseTtl, resolveRetry, validateDuration, validateWaitTimeout, type ResolvedLockOptions } from './etcd-lock.options.js';
+import { resolveLockKind, resolveLockOptions, resolveOwnLeaseTtl, resolveRetry, validateDuration, validateWaitTimeout, type ResolvedLockOptions } from './etcd-lock.options.js';
 import type { AcquireOptions, TryAcquireOptions } from './interfaces/acquire-options.interface.js';
 import type { EtcdLockModuleOptions } from './interfaces/etcd-lock-module-options.interface.js';
 import type { LockEvent } from './interfaces/lock-event.interface.js';
@@ -81,13 +84,15 @@ export class LockService {
   async acquire(key: string, options: AcquireOptions = {}): Promise<LockHandle> {
     const name = this.prepare(key, options.signal);
     const waitTimeout = validateWaitTimeout(options.waitTimeout ?? this.options.waitTimeout);
-    return this.reenter(name, options.reentrant) ?? (await this.lock(name, { ...options, waitTimeout }))!;
+    const { kind, fair } = resolveLockKind(options);
+    return this.reenter(name, kind, options.reentrant) ?? (await this.lock(name, kind, fair, { ...options, waitTimeout }))!;
   }
 
   /** Takes the lock only if it is free; null otherwise, and nothing is left behind in etcd. */
   async tryAcquire(key: string, options: TryAcquireOptions = {}): Promise<LockHandle | null> {
     const name = this.prepare(key, options.signal);
-    return this.reenter(name, options.reentrant) ?? this.lock(name, { ...options, waitTimeout: undefined }); // never waits
+    const { kind } = resolveLockKind(options);
+    return this.reenter(name, kind, options.reentrant) ?? this.lock(name, kind, true, { ...options, waitTimeout: undefined }); // never waits
   }
 
   /**
@@ -157,19 +162,28 @@ export class LockService {
     return name;
   }
 
-  /** A context that already holds `name` gets another hold on it instead of queueing behind itself. */
-  private reenter(name: string, reentrant = true): LockHandle | undefined {
+  /**
+   * A context that already holds `name` gets another hold on it instead of queueing behind
+   * itself (an exclusive hold covers a shared one; a shared hold cannot become exclusive).
+   */
+  private reenter(name: string, kind: LockKind, reentrant = true): LockHandle | undefined {
     const outer = this.scope.getStore()?.locks.get(name);
     // not held here, released, or being released (its last hold gone): queue like anyone else
     if (!outer || outer.holds === 0 || outer.signal.reason instanceof LockNotHeldError) return undefined;
     if (!outer.isHeld) throw outer.signal.reason; // lost: never re-acquire silently
     if (!reentrant) throw new LockAlreadyHeldError(name);
+    const held = outer.mutex.kind;
+    if (!canQueueTogether(held, kind)) throw new LockConfigurationError(LOCK_KIND_CONFLICT(name, describeKind(kind), describeKind(held)));
+    if (!covers(held, kind)) throw new LockAlreadyHeldError(name, 'this-context-shared');
     outer.holds++;
     return new EtcdLockHandle(outer, this.holdOwner);
   }
 
-  /** Takes `name` in etcd: queueing when `waitTimeout` is given, else only if it is free. */
-  private async lock(name: string, options: AcquireOptions): Promise<LockHandle | null> {
+  /**
+   * Takes `name` in etcd: queueing when `waitTimeout` is given (or, unfair, watching for it
+   * to be free), else only if it is free.
+   */
+  private async lock(name: string, kind: LockKind, fair: boolean, options: AcquireOptions): Promise<LockHandle | null> {
     const { waitTimeout, signal } = options;
     const wait = waitTimeout !== undefined;
     const maxHold = validateDuration('maxHold', options.maxHold ?? Infinity, true);
@@ -205,10 +219,10 @@ export class LockService {
     const stop = new AbortScope([outer.signal, session.signal]);
     const prefix = queuePrefix(this.options.prefix, name);
     const slot = session.slots.claim(name);
-    const mutex = new EtcdMutex(this.client, prefix, `${prefix}${session.leaseHex}-${slot.toString(16)}`, session.leaseId, this.options.ownerId);
+    const mutex = new EtcdMutex(this.client, prefix, kind, queueKey(prefix, kind, session.leaseHex, slot), session.leaseId, this.options.ownerId);
     try {
       // one key for every try: a retried enqueue finds its own key instead of queueing twice
-      const enqueue = retrying(() => mutex.tryAcquire(!wait), stop.signal);
+      const enqueue = retrying(() => mutex.tryAcquire(!wait || !fair), stop.signal);
       // do not wait out a slow etcd past the deadline; the key is removed once the answer comes
       enqueue.catch(() => undefined).finally(() => stop.signal.aborted && this.discard(mutex, session));
       if (!(await untilAborted(enqueue, stop.signal))) {
@@ -218,13 +232,14 @@ export class LockService {
           return null;
         }
         this.emit({ type: 'waiting', key: name });
-        await mutex.waitForTurn(stop.signal);
+        await (fair ? mutex.waitForTurn(stop.signal) : mutex.waitUntilFree(stop.signal));
       }
       if (!session.isValid) throw new LockLostError(name, 'session-expired');
       stop.signal.throwIfAborted(); // lost a race against a timeout, abort or close
     } catch (err) {
       await this.discard(mutex, session); // no queue key is left behind, on any failure path
       if (err instanceof EtcdLeaseInvalidError) session.expire(); // the lease is gone in etcd
+      if (err instanceof KindConflictError) throw new LockConfigurationError(LOCK_KIND_CONFLICT(name, describeKind(kind), describeKind(err.found)));
       throw this.acquireError(err, name, performance.now() - startedAt, session, outer.timedOut, signal, unavailable);
     } finally {
       stop.dispose();

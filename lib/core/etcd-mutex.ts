@@ -9,6 +9,7 @@ import {
   type IRequestOp,
   type ITxnResponse,
 } from 'etcd3';
+import { EXCLUSIVE, canQueueTogether, describeKind, kindOfKey, kindTag, type LockKind } from './lock-kind.js';
 import { prefixEnd } from './lock-key.js';
 import { retryWithBackoff } from './retry.js';
 
@@ -18,95 +19,125 @@ const STOPPED = new Error('holder watch stopped');
 /** Thrown by {@link EtcdMutex.waitForTurn} when our queue key vanished while we waited. */
 export class QueueKeyGoneError extends Error {}
 
+/** Thrown when the key ahead of ours asks for a kind that cannot share a queue with ours (another semaphore limit). */
+export class KindConflictError extends Error {
+  constructor(readonly found: LockKind) {
+    super(`the queue holds ${describeKind(found)}`);
+  }
+}
+
 /**
- * One attempt at one lock: a queue key `<queue prefix><lease hex>-<slot>` under the lock's
- * prefix. The key with the lowest create revision holds the lock; that revision is the
- * fencing token. The key name is fixed before the first request, so a transaction retried
- * after an unknown outcome finds its own key instead of queueing twice.
+ * What a waiter waits for: one key's deletion (and, behind a semaphore waiter, its put when
+ * that waiter gets a place), or any release in the queue (the first semaphore waiter
+ * without a place: any of the holders leaving frees one for it).
+ */
+type Blocker = { readonly key: Buffer; readonly wakeOnPut: boolean } | 'any-release';
+
+/**
+ * One attempt at one lock: a queue key `<queue prefix><kind tag>-<lease hex>-<slot>` under
+ * the lock's prefix. Keys hold in create-revision order: an exclusive key once no key is
+ * older, a shared key once no exclusive key is older, a semaphore key once fewer than
+ * `limit` keys are older. Its create revision is the fencing token. The key name is fixed
+ * before the first request, so a transaction retried after an unknown outcome finds its own
+ * key instead of queueing twice.
  */
 export class EtcdMutex {
   /** Create revision of our key once known: our place in the queue and the fencing token. */
   revision: bigint | undefined;
   /** etcd revision at which we last saw our key and the queue: a watch attached later re-reads. */
   seenAt = 0n;
-  /** The key right before ours when we enqueued (null: none), unknown after a retried enqueue. */
-  private predecessor: Buffer | null | undefined;
+  /** What we wait for, as of our last look (null: nothing, we hold; undefined: unknown, read). */
+  private blocker: Blocker | null | undefined;
+  /** The newest key in the way when a take-if-free found the lock busy: what an unfair waiter watches. */
+  private busyKey: Buffer | undefined;
 
   private readonly prefix: Buffer;
-  private readonly prefixEnd: Buffer;
+  private readonly writers: Buffer;
   private readonly key: Buffer;
 
   constructor(
     private readonly client: Etcd3,
     queuePrefix: string,
+    readonly kind: LockKind,
     readonly etcdKey: string,
     private readonly leaseId: string,
     private readonly value: string,
   ) {
     this.prefix = Buffer.from(queuePrefix);
-    this.prefixEnd = prefixEnd(this.prefix);
+    this.writers = Buffer.from(`${queuePrefix}${kindTag(EXCLUSIVE)}-`);
     this.key = Buffer.from(etcdKey);
   }
 
   /**
    * Puts our key and learns our place in ONE transaction; true when we hold the lock.
-   * With `onlyIfFree` the key is put only if the queue is empty, so a busy lock costs one
-   * request and leaves nothing behind. Shared by acquire and tryAcquire.
+   * With `onlyIfFree` the key is put only if nothing is in the way (no key at all; for a
+   * shared key, no exclusive key), so a busy lock costs one request and leaves nothing
+   * behind. Shared by acquire, tryAcquire and the unfair wait.
    */
   async tryAcquire(onlyIfFree: boolean): Promise<boolean> {
+    // a semaphore's free places cannot be counted in a compare: a try queues, and the caller removes a key without a place
+    const ifFree = onlyIfFree && this.kind.mode !== 'semaphore';
+    const inTheWay = this.kind.mode === 'shared' ? this.writers : this.prefix;
     const res = await this.client.kv.txn({
       compare: [
-        onlyIfFree
-          ? // nobody holds or waits: the whole queue range is empty
-            { key: this.prefix, range_end: this.prefixEnd, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: 0 }
+        ifFree
+          ? // nothing in the way holds or waits
+            { key: inTheWay, range_end: prefixEnd(inTheWay), target: CompareTarget.Create, result: CompareResult.Equal, create_revision: 0 }
           : // our key is not there yet (a retry of this transaction would find it)
             { key: this.key, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: 0 },
       ],
       success: [
         // put self in the queue, on the session's lease: it goes when the session goes
         { request_put: { key: this.key, value: Buffer.from(this.value), lease: this.leaseId } },
-        // the two newest keys: ours and, if any, the one right before it (who we would wait for)
-        this.queueRange(SortOrder.Descend, 2),
+        // what is ahead of us: ours is the newest key, so these are the keys before it
+        ...this.placeReads(undefined),
       ],
       failure: [
         // our key from an earlier try of this same transaction, if it went through
         { request_range: { key: this.key } },
-        // the holder
-        this.queueRange(SortOrder.Ascend, 1),
+        // the newest key in the way
+        { request_range: { key: inTheWay, range_end: prefixEnd(inTheWay), sort_order: SortOrder.Descend, sort_target: SortTarget.Create, limit: 1, keys_only: true } },
       ],
     });
     this.seenAt = BigInt(res.header.revision);
     if (res.succeeded) {
       this.revision = this.seenAt;
-      this.predecessor = rangeAt(res, 1)[1]?.key ?? null;
-      return this.predecessor === null; // no key older than ours
+      this.blocker = this.blockerFrom(res, 1, true);
+      return this.blocker === null;
     }
     const own = rangeAt(res, 0)[0];
-    if (!own) return false; // onlyIfFree and busy: nothing was written
-    this.revision = BigInt(own.create_revision);
-    return rangeAt(res, 1)[0]?.key.equals(this.key) ?? false;
+    if (own) {
+      // an earlier try went through: read our place
+      this.revision = BigInt(own.create_revision);
+      this.blocker = this.blockerFrom(await this.readPlace(), 1, false);
+      return this.blocker === null;
+    }
+    this.busyKey = rangeAt(res, 1)[0]?.key;
+    if (this.busyKey) this.checkKind(this.busyKey);
+    return false; // busy, and nothing was written
   }
 
   /**
-   * Waits until our key is the oldest in the queue, watching only the key right before it:
-   * one release wakes one waiter. After every wake-up, one read confirms our key still
-   * exists with its revision and finds whether an older key remains (the predecessor may
-   * have left the queue without the lock ever being released).
+   * Waits until our key holds, watching one key (or, for the first semaphore waiter without a
+   * place, the queue's releases): one release wakes one waiter. After every wake-up, one read
+   * confirms our key still exists with its revision and finds what is still in the way (a
+   * key ahead may leave the queue without the lock ever being released).
    * Rejects with `signal.reason` when aborted, QueueKeyGoneError when our key vanished.
    */
   async waitForTurn(signal: AbortSignal): Promise<void> {
-    // the enqueue transaction already named our predecessor (a retried one did not: read)
-    let predecessor = this.predecessor !== undefined ? this.predecessor : await this.readPredecessor(signal);
-    while (predecessor) {
+    // the enqueue transaction already told what is in the way (a retried one did not: read)
+    let blocker = this.blocker !== undefined ? this.blocker : await this.readBlocker(signal);
+    const waited = blocker !== null;
+    while (blocker) {
       signal.throwIfAborted();
-      const watch = this.watchDeletion(predecessor, signal);
+      const watch = this.watchFor(blocker, signal);
       try {
         const attachedAt = await watch.attached;
         if (attachedAt !== undefined && attachedAt > this.seenAt) {
-          // etcd moved on between our read and the watch: the predecessor may be gone already
-          const current = await this.readPredecessor(signal);
-          if (!current?.equals(predecessor)) {
-            predecessor = current;
+          // etcd moved on between our read and the watch: what we wait for may have happened already
+          const current = await this.readBlocker(signal);
+          if (!sameBlocker(current, blocker)) {
+            blocker = current;
             continue;
           }
         }
@@ -115,7 +146,29 @@ export class EtcdMutex {
         watch.stop();
       }
       signal.throwIfAborted();
-      predecessor = await this.readPredecessor(signal);
+      blocker = await this.readBlocker(signal);
+    }
+    // the semaphore waiter behind us watches our key for this put: it may now be first without a place
+    if (waited && this.kind.mode === 'semaphore') await this.untilAnswered(signal, () => this.touch());
+  }
+
+  /**
+   * The unfair wait (`fair: false`): no key while waiting. Watches the newest key in the way
+   * and, once it is gone, tries to take the lock if it is free, racing everyone else.
+   */
+  async waitUntilFree(signal: AbortSignal): Promise<void> {
+    for (;;) {
+      if (this.revision !== undefined) return this.waitForTurn(signal); // a retried take went in behind someone: queue
+      const watch = this.watchFor({ key: this.busyKey!, wakeOnPut: false }, signal);
+      try {
+        const attachedAt = await watch.attached;
+        // unless etcd moved on since our try (then try again at once), wait for that key to go
+        if (attachedAt !== undefined && attachedAt <= this.seenAt) await watch.gone;
+      } finally {
+        watch.stop();
+      }
+      signal.throwIfAborted();
+      if (await this.untilAnswered(signal, () => this.tryAcquire(true))) return;
     }
   }
 
@@ -125,10 +178,11 @@ export class EtcdMutex {
    */
   watchHolder(onGone: () => void, delayMs = 0): () => void {
     const stop = new AbortController();
-    const gone = async (): Promise<boolean> => !stop.signal.aborted && !(await this.ownKeyRemains(stop.signal));
+    // stopped while reading: our own release may have deleted the key; the release reports a loss itself
+    const gone = async (): Promise<boolean> => !stop.signal.aborted && !(await this.ownKeyRemains(stop.signal)) && !stop.signal.aborted;
     const watch = async (): Promise<void> => {
       while (!stop.signal.aborted) {
-        const watch = this.watchDeletion(this.key, stop.signal);
+        const watch = this.watchFor({ key: this.key, wakeOnPut: false }, stop.signal);
         try {
           const attachedAt = await watch.attached;
           // etcd moved on since we last saw our key (during the delay, say): it may be gone already
@@ -182,47 +236,93 @@ export class EtcdMutex {
     return res.succeeded;
   }
 
-  private queueRange(order: SortOrder, limit: number, maxCreateRevision?: bigint): IRequestOp {
-    return {
+  /**
+   * Reads of what is ahead of our key, for the enqueue transaction (`before` undefined: ours
+   * is the newest key, and the first range returns it too) or a later read (keys created
+   * before `before`): the newest keys of any kind (as many as a semaphore needs to count
+   * its place, capped), and for a shared key the newest exclusive one.
+   */
+  private placeReads(before: bigint | undefined): IRequestOp[] {
+    const newest = (key: Buffer, limit: number): IRequestOp => ({
       request_range: {
-        key: this.prefix,
-        range_end: this.prefixEnd,
-        sort_order: order,
+        key,
+        range_end: prefixEnd(key),
+        sort_order: SortOrder.Descend,
         sort_target: SortTarget.Create,
-        limit,
+        limit: limit + (before === undefined ? 1 : 0),
         keys_only: true,
-        ...(maxCreateRevision !== undefined && { max_create_revision: maxCreateRevision.toString() }),
+        ...(before !== undefined && { max_create_revision: (before - 1n).toString() }),
       },
-    };
+    });
+    // count_only would ignore max_create_revision: count up to limit + 1 keys instead
+    const reads = [newest(this.prefix, this.kind.mode === 'semaphore' ? this.kind.limit + 1 : 1)];
+    if (this.kind.mode === 'shared') reads.push(newest(this.writers, 1));
+    return reads;
   }
 
-  /**
-   * One read: throws QueueKeyGoneError unless our key is still there with its revision;
-   * returns the newest key created before ours (our predecessor), or null if none is left.
-   */
-  private async readPredecessor(signal: AbortSignal): Promise<Buffer | null> {
-    const res = await this.readUntilAnswered(signal, {
+  /** What is in the way of our key, from the results of {@link placeReads} starting at `index`. */
+  private blockerFrom(res: ITxnResponse, index: number, includesOurs: boolean): Blocker | null {
+    const ahead = rangeAt(res, index).slice(includesOurs ? 1 : 0); // newest first
+    if (ahead[0]) this.checkKind(ahead[0].key);
+    switch (this.kind.mode) {
+      case 'exclusive':
+        return ahead[0] ? { key: ahead[0].key, wakeOnPut: false } : null;
+      case 'shared': {
+        const writer = rangeAt(res, index + 1)[0]; // ours is not among the exclusive keys
+        return writer ? { key: writer.key, wakeOnPut: false } : null;
+      }
+      case 'semaphore':
+        if (ahead.length < this.kind.limit) return null;
+        // first without a place: any holder's release frees one; further back: wait for the key ahead to move up
+        return ahead.length === this.kind.limit ? 'any-release' : { key: ahead[0].key, wakeOnPut: true };
+    }
+  }
+
+  /** Throws KindConflictError when the key ahead asks for a kind that cannot queue with ours. */
+  private checkKind(key: Buffer): void {
+    const found = kindOfKey(key, this.prefix.length) ?? EXCLUSIVE;
+    if (!canQueueTogether(found, this.kind)) throw new KindConflictError(found);
+  }
+
+  /** One read: our key (QueueKeyGoneError unless it is still there with its revision) and what is ahead of it. */
+  private async readPlace(): Promise<ITxnResponse> {
+    const res = await this.client.kv.txn({
       compare: [],
-      success: [{ request_range: { key: this.key } }, this.queueRange(SortOrder.Descend, 1, this.revision! - 1n)],
+      success: [{ request_range: { key: this.key } }, ...this.placeReads(this.revision)],
       failure: [],
     });
     const own = rangeAt(res, 0)[0];
     if (!own || BigInt(own.create_revision) !== this.revision) throw new QueueKeyGoneError();
     this.seenAt = BigInt(res.header.revision);
-    return rangeAt(res, 1)[0]?.key ?? null;
+    return res;
+  }
+
+  /** {@link readPlace} retried while etcd is unreachable; what is in the way now. */
+  private async readBlocker(signal: AbortSignal): Promise<Blocker | null> {
+    return this.blockerFrom(await this.untilAnswered(signal, () => this.readPlace()), 1, false);
+  }
+
+  /** A put of our key as it is (guarded by its revision): the change the semaphore waiter behind us watches for. */
+  private async touch(): Promise<void> {
+    const res = await this.client.kv.txn({
+      compare: [{ key: this.key, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: this.revision!.toString() }],
+      success: [{ request_put: { key: this.key, value: Buffer.from(this.value), lease: this.leaseId } }],
+      failure: [],
+    });
+    if (!res.succeeded) throw new QueueKeyGoneError();
   }
 
   /** One read: is our key still there with its revision? */
   private async ownKeyRemains(signal: AbortSignal): Promise<boolean> {
-    const res = await this.readUntilAnswered(signal, { compare: [], success: [{ request_range: { key: this.key } }], failure: [] });
+    const res = await this.untilAnswered(signal, () => this.client.kv.txn({ compare: [], success: [{ request_range: { key: this.key } }], failure: [] }));
     this.seenAt = BigInt(res.header.revision);
     const own = rangeAt(res, 0)[0];
     return own !== undefined && BigInt(own.create_revision) === this.revision;
   }
 
-  /** A read-only transaction (a linearizable read, no Raft entry), retried while etcd is unreachable. */
-  private readUntilAnswered(signal: AbortSignal, txn: Parameters<Etcd3['kv']['txn']>[0]): Promise<ITxnResponse> {
-    return retryWithBackoff(() => this.client.kv.txn(txn), {
+  /** A read-only transaction (a linearizable read, no Raft entry) or a guarded write, retried while etcd is unreachable. */
+  private untilAnswered<T>(signal: AbortSignal, request: () => Promise<T>): Promise<T> {
+    return retryWithBackoff(request, {
       initialMs: 50,
       maxMs: 1000,
       signal,
@@ -231,14 +331,19 @@ export class EtcdMutex {
   }
 
   /**
-   * Watches `key` for deletion FROM NOW. A watch from a past revision would be served by
-   * etcd's catch-up loop, which runs every 100 ms, and a handoff would wait for it.
+   * Watches for what `blocker` names FROM NOW. A watch from a past revision would be served
+   * by etcd's catch-up loop, which runs every 100 ms, and a handoff would wait for it.
    * `attached` resolves with the revision the watch starts after (undefined if it ended
-   * first); `gone` resolves on a deletion, on any watch trouble (re-read then), or on abort.
+   * first); `gone` resolves on the awaited event, on any watch trouble (re-read then), or on abort.
    */
-  private watchDeletion(key: Buffer, signal: AbortSignal): { attached: Promise<bigint | undefined>; gone: Promise<void>; stop: () => void } {
-    // wake on this one key's deletion only: no thundering herd
-    const watcher = this.client.watch().key(key).only('delete').watcher();
+  private watchFor(blocker: Blocker, signal: AbortSignal): { attached: Promise<bigint | undefined>; gone: Promise<void>; stop: () => void } {
+    // one key's deletion (or change) only: no thundering herd
+    const watcher =
+      blocker === 'any-release'
+        ? this.client.watch().prefix(this.prefix.toString()).only('delete').watcher()
+        : blocker.wakeOnPut
+          ? this.client.watch().key(blocker.key).watcher()
+          : this.client.watch().key(blocker.key).only('delete').watcher();
     let onAttached!: (revision: bigint | undefined) => void;
     let onGone!: () => void;
     const attached = new Promise<bigint | undefined>(resolve => (onAttached = resolve));
@@ -250,6 +355,7 @@ export class EtcdMutex {
     };
     watcher.on('connected', (res: { header: { revision: string } }) => onAttached(BigInt(res.header.revision)));
     watcher.on('delete', end);
+    watcher.on('put', end);
     // disconnect or cancel: the caller re-reads the state
     watcher.on('disconnected', end);
     watcher.on('error', () => {
@@ -284,6 +390,11 @@ export function holdWatchStreamOpen(client: Etcd3, idleKey: string): () => void 
   const watcher = client.watch().key(idleKey).watcher();
   watcher.on('error', () => undefined);
   return () => void watcher.cancel().catch(() => undefined);
+}
+
+function sameBlocker(a: Blocker | null, b: Blocker): boolean {
+  if (a === null || a === 'any-release' || b === 'any-release') return a === b;
+  return a.key.equals(b.key) && a.wakeOnPut === b.wakeOnPut;
 }
 
 function rangeAt(res: ITxnResponse, index: number): IKeyValue[] {

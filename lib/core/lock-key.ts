@@ -1,4 +1,5 @@
 import { InvalidLockKeyError } from './lock.errors.js';
+import { kindTag, type LockKind } from './lock-kind.js';
 
 /** Longest accepted lock name, in characters; etcd keys stay small and readable. */
 export const MAX_LOCK_KEY_LENGTH = 512;
@@ -56,4 +57,9 @@ export function prefixEnd(prefix: Buffer): Buffer {
     }
   }
   return Buffer.from([0]); // all 0xff: range to the end of the keyspace
+}
+
+/** The name of one attempt's queue key: `<queue prefix><kind tag>-<lease hex>-<slot>`. */
+export function queueKey(queuePrefix: string, kind: LockKind, leaseHex: string, slot: number): string {
+  return `${queuePrefix}${kindTag(kind)}-${leaseHex}-${slot.toString(16)}`;
 }

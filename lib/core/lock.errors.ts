@@ -54,9 +54,12 @@ export class LockAlreadyHeldError extends LockError {
   readonly code = 'LOCK_ALREADY_HELD';
   constructor(
     readonly key: string,
-    readonly heldBy: 'this-context' | 'another-holder' = 'this-context',
+    /** 'this-context-shared': held shared here, and an exclusive acquire would wait for itself */
+    readonly heldBy: 'this-context' | 'this-context-shared' | 'another-holder' = 'this-context',
   ) {
-    super(heldBy === 'this-context' ? messages.LOCK_ALREADY_HELD(key) : messages.LOCK_BUSY(key));
+    super(
+      heldBy === 'this-context' ? messages.LOCK_ALREADY_HELD(key) : heldBy === 'this-context-shared' ? messages.LOCK_UPGRADE(key) : messages.LOCK_BUSY(key),
+    );
   }
 }
 

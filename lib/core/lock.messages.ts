@@ -7,6 +7,14 @@ export const LOCK_ALREADY_HELD = (key: string) =>
   `Lock "${key}" is already held by this async context and reentrant is false. ` +
   `Pass { reentrant: true }, or release the outer lock first.`;
 
+export const LOCK_UPGRADE = (key: string) =>
+  `Lock "${key}" is held shared by this async context, which cannot upgrade it to exclusive (it would wait for itself). ` +
+  `Release the shared lock first, or take it exclusive from the start.`;
+
+export const LOCK_KIND_CONFLICT = (key: string, wanted: string, found: string) =>
+  `Lock "${key}" is in use as ${found}, and this call asked for ${wanted}. Every caller of one lock name must ` +
+  `ask for the same kind (readers and writers may mix; a semaphore only with its own limit): use another name for another limit.`;
+
 export const LOCK_BUSY = (key: string) =>
   `Lock "${key}" is held by another holder and this call does not wait (onContention 'fail'). ` +
   `Retry later, or use onContention 'wait' with a waitTimeout.`;

@@ -40,6 +40,25 @@ export interface AcquireOptions {
    * @default true
    */
   autoRenew?: boolean;
+  /**
+   * 'shared' makes a read lock: shared holders hold together, and an exclusive holder (a
+   * writer) excludes everyone. Queue order is kept: a shared acquire behind a waiting writer
+   * waits for it, so writers are never starved.
+   * @default 'exclusive'
+   */
+  mode?: 'exclusive' | 'shared';
+  /**
+   * A semaphore: at most `limit` holders at once, in FIFO order. Every caller of one name
+   * must pass the same limit (otherwise INVALID_OPTIONS). 1 is an exclusive lock.
+   */
+  limit?: number;
+  /**
+   * false lets an exclusive acquire take the lock as soon as it is free, ahead of callers
+   * already waiting: no queue key while waiting, lower latency on a hot key, but no order
+   * and every waiter wakes on each release. Exclusive locks only.
+   * @default true
+   */
+  fair?: boolean;
   /** Seconds a hard-TTL lock (`autoRenew: false`) lasts without renew(). @default the service's ttl */
   ttl?: number;
 }
@@ -53,4 +72,4 @@ export interface RetryOptions {
 }
 
 /** Per-call options of `tryAcquire` and `tryWithLock`: they never wait (nor retry). @publicApi */
-export type TryAcquireOptions = Omit<AcquireOptions, 'waitTimeout' | 'retry'>;
+export type TryAcquireOptions = Omit<AcquireOptions, 'waitTimeout' | 'retry' | 'fair'>;

@@ -11,7 +11,7 @@ export type LockContention = 'wait' | 'fail' | 'skip';
 
 /**
  * Options of @WithLock: those of `LockService.acquire` (waitTimeout, reentrant, maxHold,
- * minHold) and what to do on contention.
+ * minHold, retry, mode, limit, fair, autoRenew, ttl) and what to do on contention.
  * @publicApi
  */
 export interface WithLockOptions extends Omit<AcquireOptions, 'signal'> {

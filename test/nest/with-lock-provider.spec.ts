@@ -141,6 +141,15 @@ describe('@WithLock on a provider method (wrapped at bootstrap)', () => {
     expect(await queueOf('payment:o1')).toEqual([]); // every holder released its key
   });
 
+  it('{ limit: 2 }: of 5 concurrent exports of one report, 2 run together and never 3', async () => {
+    const runs = await Promise.all(Array.from({ length: 5 }, () => payments.exportReport('r1')));
+    const insideAt = (t: number) => runs.filter(r => r.enter <= t && t < r.exit).length;
+    const most = Math.max(...runs.map(r => insideAt(r.enter)));
+    expect(most).toBe(2);
+    expect(new Set(runs.map(r => r.token)).size).toBe(5);
+    expect(await queueOf('export:r1')).toEqual([]);
+  });
+
   it('runs charges of different orders in parallel', async () => {
     const ids = ['pa', 'pb', 'pc', 'pd', 'pe', 'pf'];
     const spans = await Promise.all(ids.map(id => payments.charge(id, 1)));

@@ -129,6 +129,11 @@ describe('validateWithLockOptions and resolveConflictStatus', () => {
     expect(() => validateWithLockOptions({ autoRenew: 'no' as unknown as boolean }, 'C.m')).toThrow(/"autoRenew"/);
     expect(validateWithLockOptions({ autoRenew: false, ttl: 5 }, 'C.m')).toEqual({ autoRenew: false, ttl: 5 });
     expect(validateWithLockOptions({ onContention: 'skip', maxHold: Infinity }, 'C.m')).toEqual({ onContention: 'skip', maxHold: Infinity });
+    expect(() => validateWithLockOptions({ mode: 'read' as 'shared' }, 'C.m')).toThrow(/C\.m.*"mode"/);
+    expect(() => validateWithLockOptions({ limit: 0 }, 'C.m')).toThrow(/C\.m.*"limit"/);
+    expect(() => validateWithLockOptions({ limit: 2, mode: 'shared' }, 'C.m')).toThrow(/"limit".*either limit or mode/);
+    expect(() => validateWithLockOptions({ fair: false, mode: 'shared' }, 'C.m')).toThrow(/"fair".*exclusive locks only/);
+    expect(validateWithLockOptions({ limit: 3, fair: true }, 'C.m')).toEqual({ limit: 3, fair: true });
     expect(resolveConflictStatus()).toBe(409);
     expect(() => resolveConflictStatus(200)).toThrow(/"conflictStatus"/);
   });

@@ -2,17 +2,19 @@
 // concurrency and fault claims are tested across real processes (and real signals).
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Etcd3 } from 'etcd3';
-import { LockService, type LockHandle } from '../../lib/index.js';
+import { LockService, type AcquireOptions, type LockHandle } from '../../lib/index.js';
 import { FencedRegister } from '../support/fenced-register.js';
 
 export type WorkerCommand =
-  | { op: 'acquire'; key: string; waitTimeout?: number }
-  | { op: 'tryAcquire'; key: string }
-  | { op: 'release'; key: string }
+  // `as` names the handle, for several holds of one key in one process (default: the key)
+  | { op: 'acquire'; key: string; waitTimeout?: number; options?: LockKindOptions; as?: string }
+  | { op: 'tryAcquire'; key: string; options?: LockKindOptions; as?: string }
+  | { op: 'release'; key: string; as?: string }
   | { op: 'probe'; key: string }
   | { op: 'work'; key: string }
   | { op: 'counter'; key: string; counterKey: string; cycles: number }
   | { op: 'fenced-loop'; key: string; register: string; cycles: number; holdMs: number; waitTimeout: number }
+  | { op: 'occupancy-loop'; key: string; counterKey: string; cycles: number; holdMs: number; options: LockKindOptions[] }
   | { op: 'clock' }
   | { op: 'close' };
 
@@ -34,6 +36,24 @@ export interface FencedSection {
 export interface FencedLoopResult {
   sections: FencedSection[];
   failures: { code?: string; message: string }[];
+}
+
+/** The kind of lock an op asks for. */
+export type LockKindOptions = Pick<AcquireOptions, 'mode' | 'limit' | 'fair'>;
+
+/** Who was inside when a holder of the occupancy loop entered (itself included), counted in etcd. */
+export interface Occupancy {
+  shared: number;
+  other: number;
+}
+
+/** One hold of the occupancy loop: its token and kind, and the occupancy its entry made. */
+export interface OccupancySection {
+  token: bigint;
+  mode: 'shared' | 'other';
+  seen: Occupancy;
+  /** etcd revision of the entry's update: the order of entries, on etcd's one clock */
+  enteredAt: bigint;
 }
 
 /** One critical section of the counter loop, in wall-clock ms comparable across processes. */
@@ -59,13 +79,13 @@ async function run(command: WorkerCommand): Promise<unknown> {
     case 'tryAcquire': {
       const lock =
         command.op === 'acquire'
-          ? await service.acquire(command.key, { waitTimeout: command.waitTimeout ?? 30_000 })
-          : await service.tryAcquire(command.key);
-      if (lock) handles.set(command.key, lock);
+          ? await service.acquire(command.key, { ...command.options, waitTimeout: command.waitTimeout ?? 30_000 })
+          : await service.tryAcquire(command.key, command.options);
+      if (lock) handles.set(command.as ?? command.key, lock);
       return lock && { token: lock.token, at: now() };
     }
     case 'release':
-      await handles.get(command.key)?.release();
+      await handles.get(command.as ?? command.key)?.release();
       return { at: now() };
     case 'probe': {
       const lock = handles.get(command.key)!;
@@ -110,6 +130,8 @@ async function run(command: WorkerCommand): Promise<unknown> {
     }
     case 'fenced-loop':
       return fencedLoop(command);
+    case 'occupancy-loop':
+      return occupancyLoop(command);
     case 'clock':
       return now(); // the test compares it with its own clock: processes' wall clocks differ by up to ms
     case 'close':
@@ -165,6 +187,45 @@ async function fencedLoop(command: Extract<WorkerCommand, { op: 'fenced-loop' }>
     }
   }
   return result;
+}
+
+/**
+ * Takes the lock `cycles` times, with the kinds in `options` in turn. Each hold adds itself to
+ * a count of holders kept in etcd (a compare-and-swap, so every update is seen in one order),
+ * records the count it made, waits `holdMs`, and takes itself off before releasing.
+ */
+async function occupancyLoop(command: Extract<WorkerCommand, { op: 'occupancy-loop' }>): Promise<OccupancySection[]> {
+  const sections: OccupancySection[] = [];
+  for (let i = 0; i < command.cycles; i++) {
+    const options = command.options[i % command.options.length];
+    const mode = options.mode === 'shared' ? 'shared' : 'other';
+    await service.withLock(
+      command.key,
+      async lock => {
+        const { seen, revision } = await updateOccupancy(command.counterKey, mode, +1);
+        sections.push({ token: lock.token, mode, seen, enteredAt: revision });
+        await sleep(command.holdMs);
+        await updateOccupancy(command.counterKey, mode, -1);
+      },
+      { ...options, waitTimeout: 60_000 },
+    );
+  }
+  return sections;
+}
+
+/** Adds `delta` to one count of the occupancy in etcd, atomically; returns the new occupancy and its etcd revision. */
+async function updateOccupancy(counterKey: string, mode: keyof Occupancy, delta: number): Promise<{ seen: Occupancy; revision: bigint }> {
+  for (;;) {
+    const current = await etcd.get(counterKey).exec();
+    const kv = current.kvs[0];
+    const next: Occupancy = kv ? JSON.parse(kv.value.toString()) : { shared: 0, other: 0 };
+    next[mode] += delta;
+    const swap = await etcd
+      .if(counterKey, 'Mod', '==', kv ? kv.mod_revision : 0)
+      .then(etcd.put(counterKey).value(JSON.stringify(next)))
+      .commit();
+    if (swap.succeeded) return { seen: next, revision: BigInt(swap.header.revision) };
+  }
 }
 
 process.on('message', (message: { id: number; command: WorkerCommand }) => {
