@@ -11,6 +11,7 @@ import { contendedHandoff } from './cases/contended-handoff.case.js';
 import { herdFree } from './cases/herd-free.case.js';
 import { scale } from './cases/scale.case.js';
 import { decoratorOverhead } from './cases/decorator-overhead.case.js';
+import { hotKey } from './cases/hot-key.case.js';
 
 export const CASES: Record<string, BenchCase> = {
   '1': uncontendedCycle,
@@ -19,6 +20,7 @@ export const CASES: Record<string, BenchCase> = {
   '4': herdFree,
   '5': scale,
   '6': decoratorOverhead,
+  '7': hotKey,
 };
 
 const fmt = (x: number | undefined, digits = 2) => (x === undefined || Number.isNaN(x) ? '' : x.toFixed(digits));

@@ -6,11 +6,12 @@ import { Subject, type Observable } from 'rxjs';
 import { AbortScope } from './core/abort-scope.js';
 import { createEtcdClient } from './core/etcd-client.js';
 import { retryWithBackoff } from './core/retry.js';
-import { EtcdMutex, KindConflictError, QueueKeyGoneError, holdWatchStreamOpen } from './core/etcd-mutex.js';
+import { EtcdMutex, KindConflictError, QueueKeyGoneError } from './core/etcd-mutex.js';
+import { holdWatchStreamOpen } from './core/key-watch.js';
 import { canQueueTogether, covers, describeKind, type LockKind } from './core/lock-kind.js';
 import { LOCK_KIND_CONFLICT } from './core/lock.messages.js';
 import { EtcdSession } from './core/etcd-session.js';
-import { queueKey, queuePrefix, prefixEnd, validateLockKey } from './core/lock-key.js';
+import { queueKey, queuePrefix, prefixEnd, validateLockKey, waitingRoomPrefix } from './core/lock-key.js';
 import {
   EtcdUnavailableError,
   LockAbortedError,
@@ -25,6 +26,7 @@ import {
 } from './core/lock.errors.js';
 import { EtcdLockHandle, HeldLock, type HoldOwner, type LockHandle } from './core/lock.handle.js';
 import { OwnLease } from './core/own-lease.js';
+import { WaitingRoom } from './core/waiting-room.js';
 import { resolveLockKind, resolveLockOptions, resolveOwnLeaseTtl, resolveRetry, validateDuration, validateWaitTimeout, type ResolvedLockOptions } from './etcd-lock.options.js';
 import type { AcquireOptions, TryAcquireOptions } from './interfaces/acquire-options.interface.js';
 import type { EtcdLockModuleOptions } from './interfaces/etcd-lock-module-options.interface.js';
@@ -232,7 +234,8 @@ export class LockService {
           return null;
         }
         this.emit({ type: 'waiting', key: name });
-        await (fair ? mutex.waitForTurn(stop.signal) : mutex.waitUntilFree(stop.signal));
+        if (fair) await mutex.waitForTurn(stop.signal);
+        else await mutex.waitUntilFree(stop.signal, new WaitingRoom(this.client, waitingRoomPrefix(prefix), `${waitingRoomPrefix(prefix)}${session.leaseHex}-${slot.toString(16)}`, session.leaseId, this.options.ownerId));
       }
       if (!session.isValid) throw new LockLostError(name, 'session-expired');
       stop.signal.throwIfAborted(); // lost a race against a timeout, abort or close

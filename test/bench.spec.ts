@@ -8,7 +8,7 @@ describe('bench (quick)', () => {
   it('runs every case with finite figures and the stated RPC counts', async () => {
     const results = await runBench({ quick: true, log: () => undefined });
     const byId = (id: string): CaseResult => results.find(r => r.id === id)!;
-    expect(results.map(r => r.id)).toEqual(['1', '2', '3', '4', '5', '6']);
+    expect(results.map(r => r.id)).toEqual(['1', '2', '3', '4', '5', '6', '7']);
 
     for (const result of results) {
       expect(result.subjects.length).toBeGreaterThan(0);
@@ -34,6 +34,10 @@ describe('bench (quick)', () => {
     const herd = byId('4').subjects;
     expect(herd.length).toBe(2);
     for (const s of herd) expect({ subject: s.subject, events: s.rpc!.watchEvents! <= 2 }).toEqual({ subject: s.subject, events: true });
+
+    // case 7: unfair waiters wait in line in their waiting room: a release wakes one, not all 7 others
+    const unfair = byId('7').subjects.find(s => s.subject.startsWith('unfair') && s.rpc)!;
+    expect(unfair.rpc!.watchEvents).toBeLessThanOrEqual(2);
 
     // case 5: every held lock on one lease
     const lease = byId('5').targets.find(t => t.target.includes('1 lease'))!;

@@ -217,15 +217,33 @@ describe('unfair locks (fair: false)', () => {
     for (let i = 1; i < holds.length; i++) expect(holds[i].token).toBeGreaterThan(holds[i - 1].token);
   });
 
-  it('an unfair waiter puts no key while it waits, and takes the lock once it is free', async () => {
-    const [holder, waiter] = await startWorkers(2);
+  it('unfair waiters wait outside the queue, in a waiting room of their own, and take the lock once it is free', async () => {
+    const [holder, first, second] = await startWorkers(3);
+    const room = () => admin.getAll().prefix(`${PREFIX}barge%u/`).keys();
     await holder.request({ op: 'acquire', key: 'barge' });
-    const waiting = waiter.request<{ token: bigint }>({ op: 'acquire', key: 'barge', options: { fair: false } });
-    await waiter.waitForEvent(e => e.event === 'waiting');
-    expect(await queueKeys('barge')).toHaveLength(1); // the holder's only
+    const waiting = [first, second].map(w => pending(w.request<{ token: bigint }>({ op: 'acquire', key: 'barge', options: { fair: false } })));
+    await first.waitForEvent(e => e.event === 'waiting');
+    await second.waitForEvent(e => e.event === 'waiting');
+    while ((await room()).length < 2) await sleep(5);
+    expect(await queueKeys('barge')).toHaveLength(1); // the holder's only: nothing queued stops a caller from taking it once free
     await holder.request({ op: 'release', key: 'barge' });
-    await expect(waiting).resolves.toMatchObject({ token: expect.any(BigInt) });
-    await waiter.request({ op: 'release', key: 'barge' });
+    const taken = await Promise.race(waiting.map((w, i) => w.promise.then(() => i)));
+    await sleep(100);
+    expect(waiting.map(w => w.settled())).toEqual([0, 1].map(i => i === taken)); // one release wakes one of them, not both
+    expect(await room()).toHaveLength(1); // the taker left the room
+    await [first, second][taken].request({ op: 'release', key: 'barge' });
+    await waiting[1 - taken].promise;
+    await [first, second][1 - taken].request({ op: 'release', key: 'barge' });
+    expect(await room()).toEqual([]);
+  });
+
+  it('an unfair waiter that times out leaves the waiting room', async () => {
+    const locks = newService();
+    const holder = newService();
+    const held = await holder.acquire('barge-timeout');
+    await expect(locks.acquire('barge-timeout', { fair: false, waitTimeout: 300 })).rejects.toMatchObject({ code: 'LOCK_TIMEOUT' });
+    expect(await admin.getAll().prefix(`${PREFIX}barge-timeout%u/`).keys()).toEqual([]);
+    await held.release();
   });
 });
 

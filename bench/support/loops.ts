@@ -110,3 +110,30 @@ export async function runContended(
   );
   return out;
 }
+
+/** One hold of a hot key by one contender (`who`: process id and loop number). */
+export interface HotHold extends Hold {
+  token: string;
+  who: string;
+}
+
+/**
+ * `waiters` contenders looping on one key until `durationMs` has passed, each taking it
+ * (fairly or not), holding it ~`holdMs` and releasing it at once: a hot key.
+ */
+export async function runHotKey(locks: LockService, key: string, waiters: number, durationMs: number, holdMs: number, fair: boolean): Promise<HotHold[]> {
+  const out: HotHold[] = [];
+  const deadline = performance.now() + durationMs;
+  await Promise.all(
+    Array.from({ length: waiters }, async (_, w) => {
+      while (performance.now() < deadline) {
+        const lock = await locks.acquire(key, { fair, waitTimeout: 60_000 });
+        const acquiredAt = wallNow();
+        await sleep(holdMs);
+        out.push({ token: String(lock.token), who: `${process.pid}-${w}`, acquiredAt, releaseCalledAt: wallNow() });
+        await lock.release();
+      }
+    }),
+  );
+  return out;
+}

@@ -6,12 +6,13 @@ import { prefixEnd } from '../../lib/core/lock-key.js';
 import { LockService } from '../../lib/index.js';
 import type { EtcdHandle } from '../../harness/etcd.js';
 import { readCounters, type EtcdCounters } from '../etcd-metrics.js';
-import { cycleOf, runContended, runThroughput, type ContendSubject, type Hold, type ThroughputSubject } from '../support/loops.js';
+import { cycleOf, runContended, runHotKey, runThroughput, type ContendSubject, type Hold, type HotHold, type ThroughputSubject } from '../support/loops.js';
 
 export type WorkerCommand =
   | { op: 'throughput'; subject: ThroughputSubject; keys: string[]; durationMs: number; warmUp: number }
   | { op: 'contend'; subject: ContendSubject; key: string; waiters: number; holds: number; holdMs: number }
   | { op: 'scale'; prefix: string; locks: number; concurrency: number }
+  | { op: 'hot-key'; key: string; waiters: number; durationMs: number; holdMs: number; fair: boolean }
   | { op: 'close' };
 
 /** What the scale command measured in this process. */
@@ -106,6 +107,8 @@ async function run(command: WorkerCommand): Promise<unknown> {
       return runContended(command.subject, client, locks, command.key, command.waiters, command.holds, command.holdMs) satisfies Promise<Hold[]>;
     case 'scale':
       return scale(command.prefix, command.locks, command.concurrency);
+    case 'hot-key':
+      return runHotKey(locks, command.key, command.waiters, command.durationMs, command.holdMs, command.fair) satisfies Promise<HotHold[]>;
     case 'close':
       await locks.close();
       client.close();

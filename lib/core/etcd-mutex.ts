@@ -3,15 +3,16 @@ import {
   CompareTarget,
   SortOrder,
   SortTarget,
-  isRecoverableError,
   type Etcd3,
   type IKeyValue,
   type IRequestOp,
   type ITxnResponse,
 } from 'etcd3';
 import { EXCLUSIVE, canQueueTogether, describeKind, kindOfKey, kindTag, type LockKind } from './lock-kind.js';
+import { watchFromNow, type KeyWatch } from './key-watch.js';
 import { prefixEnd } from './lock-key.js';
-import { retryWithBackoff } from './retry.js';
+import { untilAnswered } from './retry.js';
+import type { WaitingRoom } from './waiting-room.js';
 
 /** Why a holder watch stopped; a constant, as `abort()` without a reason builds a DOMException. */
 const STOPPED = new Error('holder watch stopped');
@@ -50,6 +51,8 @@ export class EtcdMutex {
   private blocker: Blocker | null | undefined;
   /** The newest key in the way when a take-if-free found the lock busy: what an unfair waiter watches. */
   private busyKey: Buffer | undefined;
+  /** An unfair waiter's place in the waiting room, until it holds the lock or gives up. */
+  private room: WaitingRoom | undefined;
 
   private readonly prefix: Buffer;
   private readonly writers: Buffer;
@@ -149,16 +152,23 @@ export class EtcdMutex {
       blocker = await this.readBlocker(signal);
     }
     // the semaphore waiter behind us watches our key for this put: it may now be first without a place
-    if (waited && this.kind.mode === 'semaphore') await this.untilAnswered(signal, () => this.touch());
+    if (waited && this.kind.mode === 'semaphore') await untilAnswered(signal, () => this.touch());
   }
 
   /**
-   * The unfair wait (`fair: false`): no key while waiting. Watches the newest key in the way
-   * and, once it is gone, tries to take the lock if it is free, racing everyone else.
+   * The unfair wait (`fair: false`): no key in the queue while waiting, only one in `room`.
+   * The first of the room watches the newest key in the way and, once it is gone, takes the
+   * lock if it is free, racing only callers that are running right now.
    */
-  async waitUntilFree(signal: AbortSignal): Promise<void> {
+  async waitUntilFree(signal: AbortSignal, room: WaitingRoom): Promise<void> {
+    this.room = room;
+    await untilAnswered(signal, () => room.enter());
+    await room.untilFirst(signal);
     for (;;) {
-      if (this.revision !== undefined) return this.waitForTurn(signal); // a retried take went in behind someone: queue
+      if (this.revision !== undefined) {
+        await this.waitForTurn(signal); // a retried take went in behind someone: queue
+        break;
+      }
       const watch = this.watchFor({ key: this.busyKey!, wakeOnPut: false }, signal);
       try {
         const attachedAt = await watch.attached;
@@ -168,8 +178,11 @@ export class EtcdMutex {
         watch.stop();
       }
       signal.throwIfAborted();
-      if (await this.untilAnswered(signal, () => this.tryAcquire(true))) return;
+      if (await untilAnswered(signal, () => this.tryAcquire(true))) break;
     }
+    // the next in the room wakes and waits on us
+    await untilAnswered(signal, () => room.leave());
+    this.room = undefined;
   }
 
   /**
@@ -223,6 +236,10 @@ export class EtcdMutex {
    * Resolves true if our key was still there: false tells a holder its lock had been lost.
    */
   async release(): Promise<boolean> {
+    if (this.room) {
+      await this.room.leave(); // an unfair waiter giving up
+      this.room = undefined;
+    }
     if (this.revision === undefined) {
       // remove our attempt's key, if the enqueue went through
       return Number((await this.client.kv.deleteRange({ key: this.key })).deleted) > 0;
@@ -299,7 +316,7 @@ export class EtcdMutex {
 
   /** {@link readPlace} retried while etcd is unreachable; what is in the way now. */
   private async readBlocker(signal: AbortSignal): Promise<Blocker | null> {
-    return this.blockerFrom(await this.untilAnswered(signal, () => this.readPlace()), 1, false);
+    return this.blockerFrom(await untilAnswered(signal, () => this.readPlace()), 1, false);
   }
 
   /** A put of our key as it is (guarded by its revision): the change the semaphore waiter behind us watches for. */
@@ -314,82 +331,16 @@ export class EtcdMutex {
 
   /** One read: is our key still there with its revision? */
   private async ownKeyRemains(signal: AbortSignal): Promise<boolean> {
-    const res = await this.untilAnswered(signal, () => this.client.kv.txn({ compare: [], success: [{ request_range: { key: this.key } }], failure: [] }));
+    const res = await untilAnswered(signal, () => this.client.kv.txn({ compare: [], success: [{ request_range: { key: this.key } }], failure: [] }));
     this.seenAt = BigInt(res.header.revision);
     const own = rangeAt(res, 0)[0];
     return own !== undefined && BigInt(own.create_revision) === this.revision;
   }
 
-  /** A read-only transaction (a linearizable read, no Raft entry) or a guarded write, retried while etcd is unreachable. */
-  private untilAnswered<T>(signal: AbortSignal, request: () => Promise<T>): Promise<T> {
-    return retryWithBackoff(request, {
-      initialMs: 50,
-      maxMs: 1000,
-      signal,
-      retryIf: err => isRecoverableError(err as Error),
-    });
+  /** A watch FROM NOW for what `blocker` names (see {@link watchFromNow}). */
+  private watchFor(blocker: Blocker, signal: AbortSignal): KeyWatch {
+    return watchFromNow(this.client, blocker === 'any-release' ? { prefix: this.prefix } : blocker, signal);
   }
-
-  /**
-   * Watches for what `blocker` names FROM NOW. A watch from a past revision would be served
-   * by etcd's catch-up loop, which runs every 100 ms, and a handoff would wait for it.
-   * `attached` resolves with the revision the watch starts after (undefined if it ended
-   * first); `gone` resolves on the awaited event, on any watch trouble (re-read then), or on abort.
-   */
-  private watchFor(blocker: Blocker, signal: AbortSignal): { attached: Promise<bigint | undefined>; gone: Promise<void>; stop: () => void } {
-    // one key's deletion (or change) only: no thundering herd
-    const watcher =
-      blocker === 'any-release'
-        ? this.client.watch().prefix(this.prefix.toString()).only('delete').watcher()
-        : blocker.wakeOnPut
-          ? this.client.watch().key(blocker.key).watcher()
-          : this.client.watch().key(blocker.key).only('delete').watcher();
-    let onAttached!: (revision: bigint | undefined) => void;
-    let onGone!: () => void;
-    const attached = new Promise<bigint | undefined>(resolve => (onAttached = resolve));
-    const gone = new Promise<void>(resolve => (onGone = resolve));
-    let cancelledByServer = false;
-    const end = () => {
-      onAttached(undefined); // no-op once attached
-      onGone();
-    };
-    watcher.on('connected', (res: { header: { revision: string } }) => onAttached(BigInt(res.header.revision)));
-    watcher.on('delete', end);
-    watcher.on('put', end);
-    // disconnect or cancel: the caller re-reads the state
-    watcher.on('disconnected', end);
-    watcher.on('error', () => {
-      cancelledByServer = true;
-      end();
-    });
-    signal.addEventListener('abort', end, { once: true });
-    if (signal.aborted) end();
-    return {
-      attached,
-      gone,
-      stop: () => {
-        signal.removeEventListener('abort', end);
-        watcher.removeAllListeners();
-        watcher.on('error', () => undefined);
-        // cancelling a watch etcd cancelled already draws a second cancel reply, on which
-        // etcd3 1.1.2 throws from its stream handler ("Failed to find watcher") and the process dies
-        if (!cancelledByServer) watcher.cancel().catch(() => undefined);
-      },
-    };
-  }
-}
-
-/**
- * Keeps etcd3's shared watch stream open with one idle watch. etcd3 cancels the stream when
- * its last watcher leaves but still reports it connected for a moment; a watch created in
- * that window only starts after a reconnect backoff (128 ms or more), which would delay a
- * handoff. Returns a function that lets the stream close.
- */
-export function holdWatchStreamOpen(client: Etcd3, idleKey: string): () => void {
-  // watch a key nobody writes: costs one watcher, sees no events
-  const watcher = client.watch().key(idleKey).watcher();
-  watcher.on('error', () => undefined);
-  return () => void watcher.cancel().catch(() => undefined);
 }
 
 function sameBlocker(a: Blocker | null, b: Blocker): boolean {
@@ -397,6 +348,7 @@ function sameBlocker(a: Blocker | null, b: Blocker): boolean {
   return a.key.equals(b.key) && a.wakeOnPut === b.wakeOnPut;
 }
 
-function rangeAt(res: ITxnResponse, index: number): IKeyValue[] {
+/** The keys a range in a transaction's results returned. */
+export function rangeAt(res: ITxnResponse, index: number): IKeyValue[] {
   return res.responses[index]?.response_range?.kvs ?? [];
 }

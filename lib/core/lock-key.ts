@@ -63,3 +63,12 @@ export function prefixEnd(prefix: Buffer): Buffer {
 export function queueKey(queuePrefix: string, kind: LockKind, leaseHex: string, slot: number): string {
   return `${queuePrefix}${kindTag(kind)}-${leaseHex}-${slot.toString(16)}`;
 }
+
+/**
+ * Where unfair waiters of a lock line up: `<prefix><encoded name>%u/`, beside its queue and
+ * outside it. No encoded name contains `%u` (a `%` is always escaped as `%25`), so this
+ * prefix is no lock's queue.
+ */
+export function waitingRoomPrefix(queuePrefix: string): string {
+  return `${queuePrefix.slice(0, -1)}%u/`;
+}

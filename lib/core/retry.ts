@@ -1,3 +1,5 @@
+import { isRecoverableError } from 'etcd3';
+
 /**
  * Calls `attempt` until it succeeds, sleeping between tries (doubling from `initialMs` up to
  * `maxMs`) while `retryIf(error)` says the failure is worth another try. Rejects with the
@@ -31,4 +33,9 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     }, ms).unref();
     signal?.addEventListener('abort', onAbort, { once: true });
   });
+}
+
+/** A read-only transaction (a linearizable read, no Raft entry) or an idempotent write, retried while etcd is unreachable. */
+export function untilAnswered<T>(signal: AbortSignal, request: () => Promise<T>): Promise<T> {
+  return retryWithBackoff(request, { initialMs: 50, maxMs: 1000, signal, retryIf: err => isRecoverableError(err as Error) });
 }

@@ -1,0 +1,73 @@
+import type { Etcd3 } from 'etcd3';
+
+/** What a watch waits for: one key's deletion (or any change), or any deletion under a prefix. */
+export type WatchTarget = { readonly key: Buffer; readonly wakeOnPut: boolean } | { readonly prefix: Buffer };
+
+/** A watch started by {@link watchFromNow}. */
+export interface KeyWatch {
+  /** The revision the watch starts after; undefined if it ended first. */
+  attached: Promise<bigint | undefined>;
+  /** Resolves on the awaited event, on any watch trouble (re-read then), or on abort. */
+  gone: Promise<void>;
+  stop(): void;
+}
+
+/**
+ * Watches for `target` FROM NOW. A watch from a past revision would be served by etcd's
+ * catch-up loop, which runs every 100 ms, and a handoff would wait for it. The caller reads
+ * once more if the watch attached after its last read.
+ */
+export function watchFromNow(client: Etcd3, target: WatchTarget, signal: AbortSignal): KeyWatch {
+  // one key's deletion (or change) only: no thundering herd
+  const watcher =
+    'prefix' in target
+      ? client.watch().prefix(target.prefix.toString()).only('delete').watcher()
+      : target.wakeOnPut
+        ? client.watch().key(target.key).watcher()
+        : client.watch().key(target.key).only('delete').watcher();
+  let onAttached!: (revision: bigint | undefined) => void;
+  let onGone!: () => void;
+  const attached = new Promise<bigint | undefined>(resolve => (onAttached = resolve));
+  const gone = new Promise<void>(resolve => (onGone = resolve));
+  let cancelledByServer = false;
+  const end = () => {
+    onAttached(undefined); // no-op once attached
+    onGone();
+  };
+  watcher.on('connected', (res: { header: { revision: string } }) => onAttached(BigInt(res.header.revision)));
+  watcher.on('delete', end);
+  watcher.on('put', end);
+  // disconnect or cancel: the caller re-reads the state
+  watcher.on('disconnected', end);
+  watcher.on('error', () => {
+    cancelledByServer = true;
+    end();
+  });
+  signal.addEventListener('abort', end, { once: true });
+  if (signal.aborted) end();
+  return {
+    attached,
+    gone,
+    stop: () => {
+      signal.removeEventListener('abort', end);
+      watcher.removeAllListeners();
+      watcher.on('error', () => undefined);
+      // cancelling a watch etcd cancelled already draws a second cancel reply, on which
+      // etcd3 1.1.2 throws from its stream handler ("Failed to find watcher") and the process dies
+      if (!cancelledByServer) watcher.cancel().catch(() => undefined);
+    },
+  };
+}
+
+/**
+ * Keeps etcd3's shared watch stream open with one idle watch. etcd3 cancels the stream when
+ * its last watcher leaves but still reports it connected for a moment; a watch created in
+ * that window only starts after a reconnect backoff (128 ms or more), which would delay a
+ * handoff. Returns a function that lets the stream close.
+ */
+export function holdWatchStreamOpen(client: Etcd3, idleKey: string): () => void {
+  // watch a key nobody writes: costs one watcher, sees no events
+  const watcher = client.watch().key(idleKey).watcher();
+  watcher.on('error', () => undefined);
+  return () => void watcher.cancel().catch(() => undefined);
+}

@@ -1,0 +1,99 @@
+import { CompareResult, CompareTarget, SortOrder, SortTarget, type Etcd3, type IRequestOp } from 'etcd3';
+import { QueueKeyGoneError, rangeAt } from './etcd-mutex.js';
+import { watchFromNow } from './key-watch.js';
+import { prefixEnd } from './lock-key.js';
+import { untilAnswered } from './retry.js';
+
+/**
+ * Where the unfair waiters (`fair: false`) of one lock line up, outside its queue so that they
+ * never stop anyone from taking a free lock. Only the first of the room waits on the lock;
+ * every other waiter watches the one ahead of it, so a release wakes one waiter, not all. A
+ * running caller may still take a free lock before that first waiter: that is the unfairness.
+ */
+export class WaitingRoom {
+  private revision: bigint | undefined;
+  private seenAt = 0n;
+  /** The key ahead of ours when we entered (null: none); unknown after a retried enter. */
+  private ahead: Buffer | null | undefined;
+  private readonly prefix: Buffer;
+  private readonly key: Buffer;
+
+  constructor(
+    private readonly client: Etcd3,
+    roomPrefix: string,
+    key: string,
+    private readonly leaseId: string,
+    private readonly value: string,
+  ) {
+    this.prefix = Buffer.from(roomPrefix);
+    this.key = Buffer.from(key);
+  }
+
+  /** Puts our key in the room and learns the one ahead of it, in one transaction; safe to retry. */
+  async enter(): Promise<void> {
+    const res = await this.client.kv.txn({
+      // not there yet (a retry of this transaction would find it)
+      compare: [{ key: this.key, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: 0 }],
+      // our key, on the session's lease, and the two newest keys: ours and the one ahead
+      success: [{ request_put: { key: this.key, value: Buffer.from(this.value), lease: this.leaseId } }, this.newest(2)],
+      // our key from an earlier try
+      failure: [{ request_range: { key: this.key } }],
+    });
+    this.seenAt = BigInt(res.header.revision);
+    if (res.succeeded) {
+      this.revision = this.seenAt;
+      this.ahead = rangeAt(res, 1)[1]?.key ?? null;
+    } else {
+      this.revision = BigInt(rangeAt(res, 0)[0].create_revision); // the one ahead: untilFirst reads
+    }
+  }
+
+  /** Waits until no key is ahead of ours. Rejects with QueueKeyGoneError if ours vanished. */
+  async untilFirst(signal: AbortSignal): Promise<void> {
+    let ahead = this.ahead !== undefined ? this.ahead : await this.readAhead(signal);
+    while (ahead) {
+      const watch = watchFromNow(this.client, { key: ahead, wakeOnPut: false }, signal);
+      try {
+        const attachedAt = await watch.attached;
+        // unless etcd moved on since our read (then read again at once), wait for that key to go
+        if (attachedAt !== undefined && attachedAt <= this.seenAt) await watch.gone;
+      } finally {
+        watch.stop();
+      }
+      signal.throwIfAborted();
+      ahead = await this.readAhead(signal);
+    }
+  }
+
+  /** Takes our key out (we hold the lock, or gave up): the next waiter wakes. Idempotent. */
+  async leave(): Promise<void> {
+    // by name: no one else ever writes our key
+    await this.client.kv.deleteRange({ key: this.key });
+  }
+
+  /** One read: our key (QueueKeyGoneError unless it is there) and the newest key ahead of it. */
+  private async readAhead(signal: AbortSignal): Promise<Buffer | null> {
+    const res = await untilAnswered(signal, () =>
+      this.client.kv.txn({ compare: [], success: [{ request_range: { key: this.key } }, this.newest(1, this.revision!)], failure: [] }),
+    );
+    const own = rangeAt(res, 0)[0];
+    if (!own || BigInt(own.create_revision) !== this.revision) throw new QueueKeyGoneError();
+    this.seenAt = BigInt(res.header.revision);
+    return rangeAt(res, 1)[0]?.key ?? null;
+  }
+
+  /** The newest `limit` keys of the room (created before `before`, if given). */
+  private newest(limit: number, before?: bigint): IRequestOp {
+    return {
+      request_range: {
+        key: this.prefix,
+        range_end: prefixEnd(this.prefix),
+        sort_order: SortOrder.Descend,
+        sort_target: SortTarget.Create,
+        limit,
+        keys_only: true,
+        ...(before !== undefined && { max_create_revision: (before - 1n).toString() }),
+      },
+    };
+  }
+}
