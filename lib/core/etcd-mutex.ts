@@ -9,7 +9,7 @@ import {
   type ITxnResponse,
 } from 'etcd3';
 import { EXCLUSIVE, canQueueTogether, describeKind, kindOfKey, kindTag, type LockKind } from './lock-kind.js';
-import { watchFromNow, type KeyWatch } from './key-watch.js';
+import { deletedSince, watchFromNow, type KeyWatch } from './key-watch.js';
 import { prefixEnd } from './lock-key.js';
 import { untilAnswered } from './retry.js';
 import type { WaitingRoom } from './waiting-room.js';
@@ -169,15 +169,7 @@ export class EtcdMutex {
         await this.waitForTurn(signal); // a retried take went in behind someone: queue
         break;
       }
-      const watch = this.watchFor({ key: this.busyKey!, wakeOnPut: false }, signal);
-      try {
-        const attachedAt = await watch.attached;
-        // unless etcd moved on since our try (then try again at once), wait for that key to go
-        if (attachedAt !== undefined && attachedAt <= this.seenAt) await watch.gone;
-      } finally {
-        watch.stop();
-      }
-      signal.throwIfAborted();
+      await deletedSince(this.client, this.busyKey!, this.seenAt, signal);
       if (await untilAnswered(signal, () => this.tryAcquire(true))) break;
     }
     // the next in the room wakes and waits on us

@@ -60,6 +60,22 @@ export function watchFromNow(client: Etcd3, target: WatchTarget, signal: AbortSi
 }
 
 /**
+ * Waits for `key` to be deleted, unless etcd moved on since `seenAt`, the revision of the
+ * caller's last read (the key may be gone already): then it returns at once. Either way the
+ * caller reads the state again after.
+ */
+export async function deletedSince(client: Etcd3, key: Buffer, seenAt: bigint, signal: AbortSignal): Promise<void> {
+  const watch = watchFromNow(client, { key, wakeOnPut: false }, signal);
+  try {
+    const attachedAt = await watch.attached;
+    if (attachedAt !== undefined && attachedAt <= seenAt) await watch.gone;
+  } finally {
+    watch.stop();
+  }
+  signal.throwIfAborted();
+}
+
+/**
  * Keeps etcd3's shared watch stream open with one idle watch. etcd3 cancels the stream when
  * its last watcher leaves but still reports it connected for a moment; a watch created in
  * that window only starts after a reconnect backoff (128 ms or more), which would delay a

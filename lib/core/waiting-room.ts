@@ -1,6 +1,6 @@
 import { CompareResult, CompareTarget, SortOrder, SortTarget, type Etcd3, type IRequestOp } from 'etcd3';
 import { QueueKeyGoneError, rangeAt } from './etcd-mutex.js';
-import { watchFromNow } from './key-watch.js';
+import { deletedSince } from './key-watch.js';
 import { prefixEnd } from './lock-key.js';
 import { untilAnswered } from './retry.js';
 
@@ -52,15 +52,7 @@ export class WaitingRoom {
   async untilFirst(signal: AbortSignal): Promise<void> {
     let ahead = this.ahead !== undefined ? this.ahead : await this.readAhead(signal);
     while (ahead) {
-      const watch = watchFromNow(this.client, { key: ahead, wakeOnPut: false }, signal);
-      try {
-        const attachedAt = await watch.attached;
-        // unless etcd moved on since our read (then read again at once), wait for that key to go
-        if (attachedAt !== undefined && attachedAt <= this.seenAt) await watch.gone;
-      } finally {
-        watch.stop();
-      }
-      signal.throwIfAborted();
+      await deletedSince(this.client, ahead, this.seenAt, signal);
       ahead = await this.readAhead(signal);
     }
   }
