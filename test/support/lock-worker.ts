@@ -75,6 +75,22 @@ export class LockWorker {
     return this.list.waitFor(match, timeoutMs, () => `no matching worker event within ${timeoutMs} ms; saw ${this.events.map(e => e.event).join(', ')}`);
   }
 
+  /**
+   * How far this worker's wall clock is ahead of ours (ms), and how much of that is unknown
+   * (half the best IPC round trip): times from different processes are only comparable after it.
+   */
+  async clockOffset(): Promise<{ offset: number; uncertainty: number }> {
+    const wallNow = () => performance.timeOrigin + performance.now();
+    let best = { offset: 0, uncertainty: Infinity };
+    for (let i = 0; i < 5; i++) {
+      const sent = wallNow();
+      const theirs = await this.request<number>({ op: 'clock' });
+      const back = wallNow();
+      if ((back - sent) / 2 < best.uncertainty) best = { offset: theirs - (sent + back) / 2, uncertainty: (back - sent) / 2 };
+    }
+    return best;
+  }
+
   /** Sends a signal and, for SIGKILL/SIGTERM, waits for the process to exit. */
   async signal(signal: NodeJS.Signals): Promise<void> {
     const exited = new Promise(resolve => (this.process.exitCode !== null || this.process.signalCode !== null ? resolve(null) : this.process.once('exit', resolve)));

@@ -38,23 +38,6 @@ export interface SafetyReport {
 
 const DEFAULT_FAILURES: LockErrorCode[] = ['LOCK_TIMEOUT', 'LOCK_LOST', 'ETCD_UNAVAILABLE'];
 
-const wallNow = () => performance.timeOrigin + performance.now();
-
-/**
- * How far a worker's wall clock is ahead of ours (ms), and how much of that is unknown
- * (half the best IPC round trip): times from different processes are only comparable after it.
- */
-async function clockOffset(worker: LockWorker): Promise<{ offset: number; uncertainty: number }> {
-  let best = { offset: 0, uncertainty: Infinity };
-  for (let i = 0; i < 5; i++) {
-    const sent = wallNow();
-    const theirs = await worker.request<number>({ op: 'clock' });
-    const back = wallNow();
-    if ((back - sent) / 2 < best.uncertainty) best = { offset: theirs - (sent + back) / 2, uncertainty: (back - sent) / 2 };
-  }
-  return best;
-}
-
 /**
  * Runs the workers' fenced loops beside `run.fault`, then checks, from etcd's log and the
  * holders' records: no accepted write was lost (the count is exact and each write counted
@@ -64,7 +47,7 @@ async function clockOffset(worker: LockWorker): Promise<{ offset: number; uncert
  * lease is left once the workers stop. Prints the figures.
  */
 export async function checkSafety(run: SafetyRun): Promise<SafetyReport> {
-  const clocks = new Map(await Promise.all(run.workers.map(async w => [w.process.pid!, await clockOffset(w)] as const)));
+  const clocks = new Map(await Promise.all(run.workers.map(async w => [w.process.pid!, await w.clockOffset()] as const)));
   const register = new FencedRegister(run.admin, `safety-register/${run.name.replace(/\W+/g, '-')}/`);
   await register.reset();
   const key = 'checked';
