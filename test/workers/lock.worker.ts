@@ -104,8 +104,11 @@ async function run(command: WorkerCommand): Promise<unknown> {
         const passes: number[] = [];
         try {
           for (;;) {
+            // the time of the check, taken before it: a SIGSTOP between a passed check and
+            // a clock read would date the check after the pause
+            const at = now();
             lock.assertHeld();
-            passes.push(now());
+            passes.push(at);
             await sleep(10);
           }
         } catch (err) {
