@@ -9,7 +9,6 @@ import { retryWithBackoff } from './core/retry.js';
 import { EtcdMutex, KindConflictError, QueueKeyGoneError } from './core/etcd-mutex.js';
 import { holdWatchStreamOpen } from './core/key-watch.js';
 import { canQueueTogether, covers, describeKind, type LockKind } from './core/lock-kind.js';
-import { LOCK_KIND_CONFLICT } from './core/lock.messages.js';
 import { EtcdSession } from './core/etcd-session.js';
 import { queueKey, queuePrefix, prefixEnd, validateLockKey, waitingRoomPrefix } from './core/lock-key.js';
 import {
@@ -25,12 +24,16 @@ import {
   type LockLossReason,
 } from './core/lock.errors.js';
 import { EtcdLockHandle, HeldLock, type HoldOwner, type LockHandle } from './core/lock.handle.js';
+import { LockInspector } from './core/lock-inspector.js';
+import { INVALID_OPTION, LOCK_KIND_CONFLICT } from './core/lock.messages.js';
 import { OwnLease } from './core/own-lease.js';
+import { ownerRecord } from './core/owner-record.js';
 import { WaitingRoom } from './core/waiting-room.js';
 import { resolveLockKind, resolveLockOptions, resolveOwnLeaseTtl, resolveRetry, validateDuration, validateWaitTimeout, type ResolvedLockOptions } from './etcd-lock.options.js';
 import type { AcquireOptions, TryAcquireOptions } from './interfaces/acquire-options.interface.js';
 import type { EtcdLockModuleOptions } from './interfaces/etcd-lock-module-options.interface.js';
 import type { LockEvent } from './interfaces/lock-event.interface.js';
+import type { LockHolderInfo, LockInfo } from './interfaces/lock-info.interface.js';
 
 /**
  * How long a lock is held before its holder watches its own key. DESIGN §3 rule 7 has the
@@ -70,12 +73,14 @@ export class LockService {
   private session: Promise<EtcdSession> | undefined;
   private closed: Promise<void> | undefined;
   private releaseWatchStream: (() => void) | undefined;
+  private readonly inspector: LockInspector;
 
   constructor(options: EtcdLockModuleOptions = {}) {
     this.options = resolveLockOptions(options);
     this.ownsClient = !options.client;
     this.client = options.client ?? createEtcdClient(this.options.etcd);
     this.events$ = this.events.asObservable();
+    this.inspector = new LockInspector(this.client, this.options.prefix);
     setMaxListeners(Infinity, this.closing.signal); // every acquire in flight listens to it
   }
 
@@ -127,6 +132,45 @@ export class LockService {
       // count the lock's queue keys
       const res = await this.client.kv.range({ key: prefix, range_end: prefixEnd(prefix), count_only: true });
       return Number(res.count) > 0;
+    } catch (err) {
+      throw this.toLockError(err);
+    }
+  }
+
+  /**
+   * Who holds `key` (owner, host, pid, token, acquired-at, lease TTL left) and who waits for
+   * it, in order, whichever process they are in; null when nobody does.
+   */
+  async getLockInfo(key: string): Promise<LockInfo | null> {
+    const name = this.prepare(key);
+    try {
+      return await this.inspector.info(name);
+    } catch (err) {
+      throw this.toLockError(err);
+    }
+  }
+
+  /** Every held lock whose name starts with `prefix` (all by default), with its holders and waiters. */
+  async listLocks(prefix = ''): Promise<LockInfo[]> {
+    if (typeof prefix !== 'string') throw new LockConfigurationError(INVALID_OPTION('prefix', `expected a lock name prefix, got ${String(prefix)}`));
+    try {
+      return await this.inspector.list(prefix);
+    } catch (err) {
+      throw this.toLockError(err);
+    }
+  }
+
+  /**
+   * For operators: removes the current holder's key of `key` (every holder's, for a shared
+   * lock or a semaphore), and nothing else: the holder's other locks stay. The holder learns
+   * within one watch event (once it has held the lock 100 ms; before, at its release): its
+   * signal aborts and it emits `lost` with reason 'forced'. The next waiter gets the lock.
+   * Returns the holders removed (none if the lock was free).
+   */
+  async forceUnlock(key: string): Promise<LockHolderInfo[]> {
+    const name = this.prepare(key);
+    try {
+      return await this.inspector.forceUnlock(name, this.options.ownerId);
     } catch (err) {
       throw this.toLockError(err);
     }
@@ -221,7 +265,8 @@ export class LockService {
     const stop = new AbortScope([outer.signal, session.signal]);
     const prefix = queuePrefix(this.options.prefix, name);
     const slot = session.slots.claim(name);
-    const mutex = new EtcdMutex(this.client, prefix, kind, queueKey(prefix, kind, session.leaseHex, slot), session.leaseId, this.options.ownerId);
+    const record = ownerRecord(this.options.ownerId);
+    const mutex = new EtcdMutex(this.client, prefix, kind, queueKey(prefix, kind, session.leaseHex, slot), session.leaseId, record);
     try {
       // one key for every try: a retried enqueue finds its own key instead of queueing twice
       const enqueue = retrying(() => mutex.tryAcquire(!wait || !fair), stop.signal);
@@ -235,7 +280,7 @@ export class LockService {
         }
         this.emit({ type: 'waiting', key: name });
         if (fair) await mutex.waitForTurn(stop.signal);
-        else await mutex.waitUntilFree(stop.signal, new WaitingRoom(this.client, waitingRoomPrefix(prefix), `${waitingRoomPrefix(prefix)}${session.leaseHex}-${slot.toString(16)}`, session.leaseId, this.options.ownerId));
+        else await mutex.waitUntilFree(stop.signal, new WaitingRoom(this.client, waitingRoomPrefix(prefix), `${waitingRoomPrefix(prefix)}${session.leaseHex}-${slot.toString(16)}`, session.leaseId, record));
       }
       if (!session.isValid) throw new LockLostError(name, 'session-expired');
       stop.signal.throwIfAborted(); // lost a race against a timeout, abort or close
@@ -251,7 +296,7 @@ export class LockService {
     const held = new HeldLock(name, mutex, session, slot, minHold);
     if (ownTtl !== undefined) await this.pinToOwnLease(held, ownTtl);
     this.held.add(held);
-    held.stopWatching = mutex.watchHolder(() => this.end(held, 'key-deleted'), HOLDER_WATCH_DELAY_MS);
+    held.stopWatching = mutex.watchHolder(forcedBy => this.end(held, forcedBy ? 'forced' : 'key-deleted'), HOLDER_WATCH_DELAY_MS);
     if (maxHold !== Infinity) held.maxHoldTimer = setTimeout(() => this.expire(held), maxHold).unref();
     this.emit({ type: 'acquired', key: name, token: held.token, waitedMs: performance.now() - startedAt });
     return new EtcdLockHandle(held, this.holdOwner);

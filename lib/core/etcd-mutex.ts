@@ -11,6 +11,7 @@ import {
 import { EXCLUSIVE, canQueueTogether, describeKind, kindOfKey, kindTag, type LockKind } from './lock-kind.js';
 import { deletedSince, watchFromNow, type KeyWatch } from './key-watch.js';
 import { prefixEnd } from './lock-key.js';
+import { decodeOwner, encodeOwner, type OwnerRecord } from './owner-record.js';
 import { untilAnswered } from './retry.js';
 import type { WaitingRoom } from './waiting-room.js';
 
@@ -64,7 +65,8 @@ export class EtcdMutex {
     readonly kind: LockKind,
     readonly etcdKey: string,
     private readonly leaseId: string,
-    private readonly value: string,
+    /** who we are, written as the key's value */
+    readonly record: OwnerRecord,
   ) {
     this.prefix = Buffer.from(queuePrefix);
     this.writers = Buffer.from(`${queuePrefix}${kindTag(EXCLUSIVE)}-`);
@@ -91,7 +93,7 @@ export class EtcdMutex {
       ],
       success: [
         // put self in the queue, on the session's lease: it goes when the session goes
-        { request_put: { key: this.key, value: Buffer.from(this.value), lease: this.leaseId } },
+        { request_put: { key: this.key, value: encodeOwner(this.record), lease: this.leaseId } },
         // what is ahead of us: ours is the newest key, so these are the keys before it
         ...this.placeReads(undefined),
       ],
@@ -151,8 +153,12 @@ export class EtcdMutex {
       signal.throwIfAborted();
       blocker = await this.readBlocker(signal);
     }
+    if (!waited) return;
+    // record when we got the lock, for getLockInfo: a put of our key, guarded by its revision
+    this.record.acquiredAt = Date.now();
     // the semaphore waiter behind us watches our key for this put: it may now be first without a place
-    if (waited && this.kind.mode === 'semaphore') await untilAnswered(signal, () => this.touch());
+    if (this.kind.mode === 'semaphore') await untilAnswered(signal, () => this.touch());
+    else void this.touch().catch(() => undefined); // nobody waits for it: off the handoff's path
   }
 
   /**
@@ -181,23 +187,25 @@ export class EtcdMutex {
    * Calls `onGone` once if our key is deleted while we hold the lock (by anyone: an admin,
    * etcdctl, lease expiry). Returns a function that stops watching.
    */
-  watchHolder(onGone: () => void, delayMs = 0): () => void {
+  watchHolder(onGone: (forcedBy: string | undefined) => void, delayMs = 0): () => void {
     const stop = new AbortController();
     // stopped while reading: our own release may have deleted the key; the release reports a loss itself
     const gone = async (): Promise<boolean> => !stop.signal.aborted && !(await this.ownKeyRemains(stop.signal)) && !stop.signal.aborted;
     const watch = async (): Promise<void> => {
       while (!stop.signal.aborted) {
-        const watch = this.watchFor({ key: this.key, wakeOnPut: false }, stop.signal);
+        // with the key as it was: an operator's forceUnlock marks it before deleting it
+        const watch = this.watchFor({ key: this.key, wakeOnPut: false, withPrevious: true }, stop.signal);
+        let previous: IKeyValue | undefined;
         try {
           const attachedAt = await watch.attached;
           // etcd moved on since we last saw our key (during the delay, say): it may be gone already
-          if ((attachedAt === undefined || attachedAt > this.seenAt) && (await gone())) return onGone();
-          if (attachedAt !== undefined) await watch.gone;
+          if ((attachedAt === undefined || attachedAt > this.seenAt) && (await gone())) return onGone(undefined);
+          if (attachedAt !== undefined) previous = await watch.gone;
         } finally {
           watch.stop();
         }
         // a delete event, or trouble with the watch: read instead of trusting a resumed stream
-        if (await gone()) return onGone();
+        if (await gone()) return onGone(previous && decodeOwner(previous.value).forcedBy);
       }
     };
     // most locks end before the delay: they never watch
@@ -215,7 +223,7 @@ export class EtcdMutex {
   async moveToLease(leaseId: string): Promise<boolean> {
     const res = await this.client.kv.txn({
       compare: [{ key: this.key, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: this.revision!.toString() }],
-      success: [{ request_put: { key: this.key, value: Buffer.from(this.value), lease: leaseId } }],
+      success: [{ request_put: { key: this.key, value: encodeOwner(this.record), lease: leaseId } }],
       failure: [],
     });
     return res.succeeded;
@@ -311,11 +319,11 @@ export class EtcdMutex {
     return this.blockerFrom(await untilAnswered(signal, () => this.readPlace()), 1, false);
   }
 
-  /** A put of our key as it is (guarded by its revision): the change the semaphore waiter behind us watches for. */
+  /** A put of our key with its record (guarded by its revision): the change the semaphore waiter behind us watches for. */
   private async touch(): Promise<void> {
     const res = await this.client.kv.txn({
       compare: [{ key: this.key, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: this.revision!.toString() }],
-      success: [{ request_put: { key: this.key, value: Buffer.from(this.value), lease: this.leaseId } }],
+      success: [{ request_put: { key: this.key, value: encodeOwner(this.record), lease: this.leaseId } }],
       failure: [],
     });
     if (!res.succeeded) throw new QueueKeyGoneError();
@@ -330,7 +338,7 @@ export class EtcdMutex {
   }
 
   /** A watch FROM NOW for what `blocker` names (see {@link watchFromNow}). */
-  private watchFor(blocker: Blocker, signal: AbortSignal): KeyWatch {
+  private watchFor(blocker: Blocker | { key: Buffer; wakeOnPut: boolean; withPrevious: boolean }, signal: AbortSignal): KeyWatch {
     return watchFromNow(this.client, blocker === 'any-release' ? { prefix: this.prefix } : blocker, signal);
   }
 }

@@ -1,14 +1,14 @@
-import type { Etcd3 } from 'etcd3';
+import type { Etcd3, IKeyValue } from 'etcd3';
 
 /** What a watch waits for: one key's deletion (or any change), or any deletion under a prefix. */
-export type WatchTarget = { readonly key: Buffer; readonly wakeOnPut: boolean } | { readonly prefix: Buffer };
+export type WatchTarget = { readonly key: Buffer; readonly wakeOnPut: boolean; readonly withPrevious?: boolean } | { readonly prefix: Buffer };
 
 /** A watch started by {@link watchFromNow}. */
 export interface KeyWatch {
   /** The revision the watch starts after; undefined if it ended first. */
   attached: Promise<bigint | undefined>;
-  /** Resolves on the awaited event, on any watch trouble (re-read then), or on abort. */
-  gone: Promise<void>;
+  /** Resolves on the awaited event (with the key as it was before a delete, if asked for), on any watch trouble (re-read then), or on abort. */
+  gone: Promise<IKeyValue | undefined>;
   stop(): void;
 }
 
@@ -19,37 +19,35 @@ export interface KeyWatch {
  */
 export function watchFromNow(client: Etcd3, target: WatchTarget, signal: AbortSignal): KeyWatch {
   // one key's deletion (or change) only: no thundering herd
-  const watcher =
-    'prefix' in target
-      ? client.watch().prefix(target.prefix.toString()).only('delete').watcher()
-      : target.wakeOnPut
-        ? client.watch().key(target.key).watcher()
-        : client.watch().key(target.key).only('delete').watcher();
+  const builder = 'prefix' in target ? client.watch().prefix(target.prefix.toString()) : client.watch().key(target.key);
+  if ('key' in target && target.withPrevious) builder.withPreviousKV();
+  const watcher = 'key' in target && target.wakeOnPut ? builder.watcher() : builder.only('delete').watcher();
   let onAttached!: (revision: bigint | undefined) => void;
-  let onGone!: () => void;
+  let onGone!: (previous?: IKeyValue) => void;
   const attached = new Promise<bigint | undefined>(resolve => (onAttached = resolve));
-  const gone = new Promise<void>(resolve => (onGone = resolve));
+  const gone = new Promise<IKeyValue | undefined>(resolve => (onGone = resolve));
   let cancelledByServer = false;
-  const end = () => {
+  const end = (previous?: IKeyValue) => {
     onAttached(undefined); // no-op once attached
-    onGone();
+    onGone(previous);
   };
   watcher.on('connected', (res: { header: { revision: string } }) => onAttached(BigInt(res.header.revision)));
-  watcher.on('delete', end);
-  watcher.on('put', end);
+  watcher.on('delete', (_kv, previous) => end(previous));
+  watcher.on('put', () => end());
   // disconnect or cancel: the caller re-reads the state
-  watcher.on('disconnected', end);
+  watcher.on('disconnected', () => end());
   watcher.on('error', () => {
     cancelledByServer = true;
     end();
   });
-  signal.addEventListener('abort', end, { once: true });
+  const onAbort = () => end();
+  signal.addEventListener('abort', onAbort, { once: true });
   if (signal.aborted) end();
   return {
     attached,
     gone,
     stop: () => {
-      signal.removeEventListener('abort', end);
+      signal.removeEventListener('abort', onAbort);
       watcher.removeAllListeners();
       watcher.on('error', () => undefined);
       // cancelling a watch etcd cancelled already draws a second cancel reply, on which

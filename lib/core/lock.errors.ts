@@ -15,13 +15,15 @@ export type LockErrorCode =
 /** Why a held lock stopped being ours without a release. */
 export type LockLossReason =
   | 'session-expired' // no keepalive was acknowledged within the TTL, or etcd reported the lease gone
-  | 'key-deleted' // someone deleted the holder's key (admin, etcdctl, forceUnlock)
+  | 'key-deleted' // someone deleted the holder's key (admin, etcdctl)
+  | 'forced' // an operator removed it with forceUnlock (the CLI's unlock)
   | 'max-hold' // held longer than its maxHold: released on purpose
   | 'ttl-expired'; // a hard-TTL lock (autoRenew: false) not renewed within its ttl
 
 const LOSS_EXPLANATIONS: Record<LockLossReason, string> = {
   'session-expired': 'its etcd session (lease) expired',
   'key-deleted': 'its key was deleted in etcd',
+  forced: 'an operator force-unlocked it (forceUnlock)',
   'max-hold': 'it was held longer than its maxHold and was released',
   'ttl-expired': 'its own lease ran out: renew() was not called within its ttl',
 };

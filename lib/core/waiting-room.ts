@@ -2,6 +2,7 @@ import { CompareResult, CompareTarget, SortOrder, SortTarget, type Etcd3, type I
 import { QueueKeyGoneError, rangeAt } from './etcd-mutex.js';
 import { deletedSince } from './key-watch.js';
 import { prefixEnd } from './lock-key.js';
+import { encodeOwner, type OwnerRecord } from './owner-record.js';
 import { untilAnswered } from './retry.js';
 
 /**
@@ -23,7 +24,7 @@ export class WaitingRoom {
     roomPrefix: string,
     key: string,
     private readonly leaseId: string,
-    private readonly value: string,
+    private readonly record: OwnerRecord,
   ) {
     this.prefix = Buffer.from(roomPrefix);
     this.key = Buffer.from(key);
@@ -35,7 +36,7 @@ export class WaitingRoom {
       // not there yet (a retry of this transaction would find it)
       compare: [{ key: this.key, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: 0 }],
       // our key, on the session's lease, and the two newest keys: ours and the one ahead
-      success: [{ request_put: { key: this.key, value: Buffer.from(this.value), lease: this.leaseId } }, this.newest(2)],
+      success: [{ request_put: { key: this.key, value: encodeOwner(this.record), lease: this.leaseId } }, this.newest(2)],
       // our key from an earlier try
       failure: [{ request_range: { key: this.key } }],
     });

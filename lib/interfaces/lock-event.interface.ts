@@ -5,7 +5,7 @@ export type LockEventType =
   | 'waiting' // queued behind another holder
   | 'acquired'
   | 'released'
-  | 'lost' // session expired or key deleted while held
+  | 'lost' // session expired, key deleted or force-unlocked while held
   | 'expired' // held past its maxHold: released on purpose, the signal aborted
   | 'timeout' // waitTimeout passed while queued
   | 'skipped'; // tryWithLock or onContention 'skip': the lock was busy, the function did not run

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Etcd3 } from 'etcd3';
 import { startEtcd, type EtcdHandle } from '../../harness/etcd.js';
+import { decodeOwner } from '../../lib/core/owner-record.js';
 import { SampleConfig } from '../../sample-app/src/config/sample.config.js';
 import { EtcdStore, type Account, type Order } from '../../sample-app/src/store/etcd.store.js';
 import { newLoadStats, pay, percentile, runClients } from './load.js';
@@ -124,14 +125,14 @@ async function main(): Promise<boolean> {
   const victimStats = (await (await fetch(victim.url('/stats'))).json().catch(() => ({}))) as Counters;
   const killedAt = performance.now();
   await victim.kill(); // SIGKILL, and the process has exited: from now on it can release nothing
-  // what the victim held or waited for when it died: its queue keys (value = its ownerId); in
+  // what the victim held or waited for when it died: its queue keys (their value records its ownerId); in
   // each lock's queue the key with the lowest create revision is the holder. Only the lease's
   // expiry can remove these keys now.
   const queues = new Map<string, { key: string; owner: string; revision: bigint }[]>();
   for (const kv of (await admin.getAll().prefix(env.LOCK_PREFIX).exec()).kvs) {
     const key = kv.key.toString();
     const name = decodeURIComponent(key.slice(env.LOCK_PREFIX.length, key.lastIndexOf('/')));
-    queues.set(name, [...(queues.get(name) ?? []), { key, owner: kv.value.toString(), revision: BigInt(kv.create_revision) }]);
+    queues.set(name, [...(queues.get(name) ?? []), { key, owner: decodeOwner(kv.value).owner, revision: BigInt(kv.create_revision) }]);
   }
   const lockKeys: string[] = [];
   const held: string[] = [];

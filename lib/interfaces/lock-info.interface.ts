@@ -1,0 +1,48 @@
+/**
+ * One queue key of a lock, as `getLockInfo`, `listLocks` and the CLI show it.
+ * @publicApi
+ */
+export interface LockOwnerInfo {
+  /** The `ownerId` of the service that put the key. */
+  readonly owner: string;
+  readonly host: string;
+  readonly pid: number;
+  /** The key's create revision: the holder's fencing token, a waiter's place in the queue. */
+  readonly token: bigint;
+  readonly mode: 'exclusive' | 'shared' | 'semaphore';
+  readonly queuedAt: Date;
+  /** The etcd lease the key lives on (decimal). */
+  readonly lease: string;
+  /** The etcd key itself. */
+  readonly etcdKey: string;
+}
+
+/** @publicApi */
+export interface LockHolderInfo extends LockOwnerInfo {
+  /**
+   * When it got the lock. A holder that waited records it in its key right after (until that
+   * write lands, this is its `queuedAt`).
+   */
+  readonly acquiredAt: Date;
+  /** Seconds left on its lease if nobody renews it (-1: the lease is gone). */
+  readonly ttlRemaining: number;
+}
+
+/**
+ * Who holds a lock and who waits for it, read from etcd in one go.
+ * @publicApi
+ */
+export interface LockInfo {
+  /** The lock's name. */
+  readonly key: string;
+  /** The first holder (exclusive locks have at most one). */
+  readonly holder: LockHolderInfo | undefined;
+  /** Every holder: readers of a shared lock, or up to `limit` holders of a semaphore. */
+  readonly holders: readonly LockHolderInfo[];
+  /** The semaphore's limit, for a semaphore. */
+  readonly limit?: number;
+  /** Keys waiting in the queue, in queue order. */
+  readonly waiters: readonly LockOwnerInfo[];
+  /** Unfair waiters (`fair: false`), in the order they came; any of them may get in next. */
+  readonly unfairWaiters: readonly LockOwnerInfo[];
+}
