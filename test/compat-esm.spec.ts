@@ -3,9 +3,10 @@
 // support/nest11-consumer.ts): resolution through package.json "exports", run with plain `node`
 // against a real etcd; and TypeScript (module nodenext) resolving the types from there.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { fork } from 'node:child_process';
+import { execFile, fork } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { Etcd3 } from 'etcd3';
 import { startEtcd, type EtcdHandle } from '../harness/etcd.js';
 import { expectEtcdClean } from './support/etcd-state.js';
@@ -57,6 +58,13 @@ describe('an ES module consumer of the installed package', () => {
     expect(BigInt(report.againToken!) > BigInt(report.heldToken)).toBe(true);
     await expectEtcdClean(admin, PREFIX);
   });
+
+  it('installs the operator CLI as node_modules/.bin/nestjs-etcd-lock, which lists locks from etcd', async () => {
+    const bin = path.join(consumer.dir, 'node_modules', '.bin', 'nestjs-etcd-lock');
+    const run = (args: string[]) => promisify(execFile)(bin, args, { cwd: consumer.dir, env: { ...process.env, NODE_OPTIONS: '', ETCDCTL_ENDPOINTS: etcd.endpoints.join(',') } });
+    expect((await run(['--help'])).stdout).toContain('Usage: nestjs-etcd-lock <command>');
+    expect((await run(['list', '--prefix', PREFIX, '--json'])).stdout.trim()).toBe('[]');
+  }, 60_000);
 
   // skipLibCheck here: our .d.ts against Nest 11's are checked in full by compat-nest11.spec.ts
   it("resolves the package's types from an ESM .ts file (module nodenext)", async () => {

@@ -52,6 +52,8 @@ export class EtcdMutex {
   private blocker: Blocker | null | undefined;
   /** The newest key in the way when a take-if-free found the lock busy: what an unfair waiter watches. */
   private busyKey: Buffer | undefined;
+  /** We waited for the lock and have not yet written when we got it into our key. */
+  private acquiredUnrecorded = false;
   /** An unfair waiter's place in the waiting room, until it holds the lock or gives up. */
   private room: WaitingRoom | undefined;
 
@@ -154,11 +156,12 @@ export class EtcdMutex {
       blocker = await this.readBlocker(signal);
     }
     if (!waited) return;
-    // record when we got the lock, for getLockInfo: a put of our key, guarded by its revision
+    // when we got the lock, for getLockInfo (a lock taken at once got it when it queued)
     this.record.acquiredAt = Date.now();
     // the semaphore waiter behind us watches our key for this put: it may now be first without a place
     if (this.kind.mode === 'semaphore') await untilAnswered(signal, () => this.touch());
-    else void this.touch().catch(() => undefined); // nobody waits for it: off the handoff's path
+    // others write it with the holder watch: no write on the handoff's path, none for short holds
+    else this.acquiredUnrecorded = true;
   }
 
   /**
@@ -192,6 +195,8 @@ export class EtcdMutex {
     // stopped while reading: our own release may have deleted the key; the release reports a loss itself
     const gone = async (): Promise<boolean> => !stop.signal.aborted && !(await this.ownKeyRemains(stop.signal)) && !stop.signal.aborted;
     const watch = async (): Promise<void> => {
+      // a holder that waited records when it got the lock, which also checks that its key is still there
+      if (this.acquiredUnrecorded && !(await this.recordAcquired(stop.signal)) && !stop.signal.aborted) return onGone(undefined);
       while (!stop.signal.aborted) {
         // with the key as it was: an operator's forceUnlock marks it before deleting it
         const watch = this.watchFor({ key: this.key, wakeOnPut: false, withPrevious: true }, stop.signal);
@@ -323,10 +328,24 @@ export class EtcdMutex {
   private async touch(): Promise<void> {
     const res = await this.client.kv.txn({
       compare: [{ key: this.key, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: this.revision!.toString() }],
-      success: [{ request_put: { key: this.key, value: encodeOwner(this.record), lease: this.leaseId } }],
+      // on whatever lease it is: a hard-TTL lock's key has moved to its own
+      success: [{ request_put: { key: this.key, value: encodeOwner(this.record), ignore_lease: true } }],
       failure: [],
     });
+    this.seenAt = BigInt(res.header.revision);
     if (!res.succeeded) throw new QueueKeyGoneError();
+  }
+
+  /** Writes when we got the lock into our key; false if the key is gone. */
+  private async recordAcquired(signal: AbortSignal): Promise<boolean> {
+    this.acquiredUnrecorded = false;
+    try {
+      await untilAnswered(signal, () => this.touch());
+      return true;
+    } catch (err) {
+      if (err instanceof QueueKeyGoneError) return false;
+      throw err;
+    }
   }
 
   /** One read: is our key still there with its revision? */

@@ -11,7 +11,7 @@ export interface OwnerRecord {
   pid: number;
   /** ms since the epoch */
   queuedAt: number;
-  /** ms since the epoch; absent while the key waits, and for a key that held at once (then queuedAt) */
+  /** ms since the epoch; written by a holder that waited, once it has held the lock 100 ms (a key that held at once got it at queuedAt) */
   acquiredAt?: number;
   forcedBy?: string;
 }

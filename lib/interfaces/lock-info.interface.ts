@@ -20,8 +20,8 @@ export interface LockOwnerInfo {
 /** @publicApi */
 export interface LockHolderInfo extends LockOwnerInfo {
   /**
-   * When it got the lock. A holder that waited records it in its key right after (until that
-   * write lands, this is its `queuedAt`).
+   * When it got the lock. A holder that waited writes it into its key once it has held the
+   * lock for 100 ms; before that, this is its `queuedAt`.
    */
   readonly acquiredAt: Date;
   /** Seconds left on its lease if nobody renews it (-1: the lease is gone). */

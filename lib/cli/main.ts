@@ -1,0 +1,131 @@
+#!/usr/bin/env node
+// The operator CLI: `nestjs-etcd-lock list | info <key> | unlock <key>`, against the etcd the
+// apps use. Connection flags mirror etcdctl's, and so do their environment variables.
+import { readFileSync } from 'node:fs';
+import { hostname, userInfo } from 'node:os';
+import { createInterface } from 'node:readline/promises';
+import { parseArgs } from 'node:util';
+import type { IOptions } from 'etcd3';
+import { LockError } from '../core/lock.errors.js';
+import { LockService } from '../lock.service.js';
+import { formatInfo, formatList, toJson } from './format.js';
+
+const USAGE = `Usage: nestjs-etcd-lock <command> [options]
+
+Commands:
+  list [prefix]     held locks (whose name starts with prefix), with holder and waiters
+  info <key>        who holds <key>, and who waits for it, in order
+  unlock <key>      force-unlock <key>: removes its current holder's key only (asks first)
+
+Options (environment variable in brackets):
+  --endpoints <urls>   comma-separated etcd endpoints [ETCDCTL_ENDPOINTS] (default 127.0.0.1:2379)
+  --prefix <prefix>    the apps' lock prefix [NESTJS_ETCD_LOCK_PREFIX] (default nestjs-etcd-lock/)
+  --user <name:pass>   etcd user and password [ETCDCTL_USER]
+  --cacert <file>      CA bundle to verify etcd's certificate [ETCDCTL_CACERT]
+  --cert <file>        client certificate, for mTLS [ETCDCTL_CERT]
+  --key <file>         client private key, for mTLS [ETCDCTL_KEY]
+  --json               print JSON instead of a table
+  --yes                unlock without asking
+  --help
+
+Exit codes: 0 done, 1 failed (etcd unreachable, refused, not confirmed), 2 bad usage.`;
+
+class UsageError extends Error {}
+
+function connection(values: Record<string, string | boolean | undefined>): { etcd: IOptions; prefix?: string } {
+  const env = process.env;
+  const text = (name: string, variable: string) => (values[name] as string | undefined) ?? env[variable];
+  const hosts = (text('endpoints', 'ETCDCTL_ENDPOINTS') ?? '127.0.0.1:2379').split(',').map(h => h.trim()).filter(Boolean);
+  const etcd: IOptions = { hosts };
+  const user = text('user', 'ETCDCTL_USER');
+  if (user) {
+    const colon = user.indexOf(':');
+    if (colon < 1) throw new UsageError('--user expects name:password');
+    etcd.auth = { username: user.slice(0, colon), password: user.slice(colon + 1) };
+  }
+  const [ca, cert, key] = [text('cacert', 'ETCDCTL_CACERT'), text('cert', 'ETCDCTL_CERT'), text('key', 'ETCDCTL_KEY')];
+  if (ca || cert || key) {
+    if (!cert !== !key) throw new UsageError('--cert and --key go together');
+    etcd.credentials = { rootCertificate: readFileSync(ca ?? '/etc/ssl/certs/ca-certificates.crt'), ...(cert && { certChain: readFileSync(cert), privateKey: readFileSync(key!) }) };
+  }
+  return { etcd, prefix: text('prefix', 'NESTJS_ETCD_LOCK_PREFIX') };
+}
+
+async function confirm(question: string): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const answer = await Promise.race([rl.question(question), new Promise<string>(resolve => rl.once('close', () => resolve('')))]);
+    return /^y(es)?$/i.test(answer.trim());
+  } finally {
+    rl.close();
+  }
+}
+
+async function run(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      endpoints: { type: 'string' },
+      prefix: { type: 'string' },
+      user: { type: 'string' },
+      cacert: { type: 'string' },
+      cert: { type: 'string' },
+      key: { type: 'string' },
+      json: { type: 'boolean' },
+      yes: { type: 'boolean' },
+      help: { type: 'boolean' },
+    },
+  });
+  const [command, arg, ...extra] = positionals;
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (!command || !['list', 'info', 'unlock'].includes(command)) throw new UsageError(command ? `unknown command "${command}"` : 'a command is needed');
+  if (command !== 'list' && !arg) throw new UsageError(`${command} needs a lock name`);
+  if (extra.length > 0) throw new UsageError(`unexpected ${extra.join(' ')}`);
+  const { etcd, prefix } = connection(values);
+  const locks = new LockService({ etcd, prefix, ownerId: `${userInfo().username}@${hostname()} (nestjs-etcd-lock CLI)` });
+  try {
+    if (command === 'list') {
+      const listed = await locks.listLocks(arg ?? '');
+      console.log(values.json ? toJson(listed) : formatList(listed));
+      return 0;
+    }
+    const info = await locks.getLockInfo(arg);
+    if (command === 'info') {
+      console.log(values.json ? toJson(info) : formatInfo(arg, info));
+      return 0;
+    }
+    if (!info?.holder) {
+      if (values.json) console.log(toJson([]));
+      else console.error(`Lock "${arg}" is not held: nothing to unlock.`);
+      return 0;
+    }
+    const who = info.holders.map(h => `${h.owner} (pid ${h.pid} on ${h.host}, token ${h.token})`).join(', ');
+    if (!values.yes && !(await confirm(`Force-unlock "${arg}", held by ${who}? Its holder loses it; the next waiter gets it. [y/N] `))) {
+      console.error('Not unlocked (not confirmed; pass --yes to skip the question).');
+      return 1;
+    }
+    const removed = await locks.forceUnlock(arg);
+    if (values.json) console.log(toJson(removed));
+    else console.log(removed.length > 0 ? `Unlocked "${arg}": removed ${removed.map(h => `${h.owner} (token ${h.token})`).join(', ')}.` : `Lock "${arg}" was released meanwhile: nothing removed.`);
+    return 0;
+  } finally {
+    await locks.close();
+  }
+}
+
+run(process.argv.slice(2)).then(
+  code => (process.exitCode = code),
+  (err: unknown) => {
+    if (err instanceof UsageError || (err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      console.error(`nestjs-etcd-lock: ${(err as Error).message}\n\n${USAGE}`);
+      process.exitCode = 2;
+    } else {
+      console.error(`nestjs-etcd-lock: ${err instanceof LockError ? err.message : String(err)}`);
+      process.exitCode = 1;
+    }
+  },
+);

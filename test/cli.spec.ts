@@ -1,0 +1,140 @@
+// The operator CLI (lib/cli/main.ts), run as a child process against a real etcd, with the
+// locks held by real worker processes: outputs, exit codes, and the unlock confirmation.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { Etcd3 } from 'etcd3';
+import { startEtcd, type EtcdHandle } from '../harness/etcd.js';
+import { createEtcdClient } from '../lib/core/etcd-client.js';
+import { expectEtcdClean } from './support/etcd-state.js';
+import { LockWorker } from './support/lock-worker.js';
+
+const PREFIX = 'cli-spec/';
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+let etcd: EtcdHandle;
+let admin: Etcd3;
+let workers: LockWorker[] = [];
+
+/** Runs the CLI with `args`, `stdin` piped in; resolves with its exit code and output. */
+function cli(args: string[], options: { stdin?: string; env?: Record<string, string> } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'lib/cli/main.ts', ...args], {
+    cwd: ROOT,
+    env: { ...process.env, NODE_OPTIONS: '', ETCDCTL_ENDPOINTS: etcd.endpoints.join(','), NESTJS_ETCD_LOCK_PREFIX: PREFIX, ...options.env },
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', chunk => (stdout += chunk));
+  child.stderr.on('data', chunk => (stderr += chunk));
+  child.stdin.end(options.stdin ?? '');
+  return new Promise(resolve => child.on('close', code => resolve({ code, stdout, stderr })));
+}
+
+async function startWorkers(count: number): Promise<LockWorker[]> {
+  const started = await Promise.all(Array.from({ length: count }, () => LockWorker.start(etcd.endpoints, PREFIX, 2)));
+  workers.push(...started);
+  return started;
+}
+
+beforeAll(async () => {
+  etcd = await startEtcd();
+  admin = createEtcdClient({ hosts: etcd.endpoints });
+});
+
+afterEach(async () => {
+  await Promise.all(workers.map(w => w.stop()));
+  workers = [];
+});
+
+afterAll(async () => {
+  admin?.close();
+  await etcd?.stop();
+});
+
+describe('nestjs-etcd-lock CLI', () => {
+  it('list and info: a table by default, JSON with --json, for locks held and awaited by other processes', async () => {
+    const [holder, waiter] = await startWorkers(2);
+    const held = await holder.request<{ token: bigint }>({ op: 'acquire', key: 'order:7' });
+    const waiting = waiter.request({ op: 'acquire', key: 'order:7' });
+    await waiter.waitForEvent(e => e.event === 'waiting');
+
+    const list = await cli(['list']);
+    expect(list).toMatchObject({ code: 0, stderr: '' });
+    const [header, row, ...more] = list.stdout.trim().split('\n');
+    expect(header.split(/\s+/)).toEqual(['LOCK', 'HOLDER', 'PID', 'HOST', 'TOKEN', 'HELD', 'TTL', 'WAITING']);
+    expect(row.split(/\s{2,}/)).toEqual(expect.arrayContaining(['order:7', String(holder.process.pid), held.token.toString()]));
+    expect(row.trim().endsWith(' 1')).toBe(true); // one waiter
+    expect(more).toEqual([]);
+
+    const json = await cli(['list', 'order:', '--json']);
+    expect(json.code).toBe(0);
+    const parsed = JSON.parse(json.stdout) as { key: string; holder: { pid: number; token: string }; waiters: { pid: number }[] }[];
+    expect(parsed.map(l => [l.key, l.holder.pid, l.holder.token, l.waiters.map(w => w.pid)])).toEqual([['order:7', holder.process.pid, held.token.toString(), [waiter.process.pid]]]);
+
+    const info = await cli(['info', 'order:7']);
+    expect(info.code).toBe(0);
+    const lines = info.stdout.trim().split('\n');
+    expect(lines[0]).toBe('Lock "order:7": 1 holding, 1 waiting');
+    expect(lines[2]).toMatch(new RegExp(`^holder\\s.*\\s${holder.process.pid}\\s.*\\s${held.token}\\s+exclusive\\s+held`));
+    expect(lines[3]).toMatch(new RegExp(`^waiter 1\\s.*\\s${waiter.process.pid}\\s.*waiting`));
+    expect(JSON.parse((await cli(['info', 'order:7', '--json'])).stdout)).toMatchObject({ key: 'order:7', holder: { pid: holder.process.pid } });
+    expect(await cli(['info', 'order:8'])).toMatchObject({ code: 0, stdout: 'Lock "order:8" is free: nobody holds or waits for it.\n' });
+
+    await holder.request({ op: 'release', key: 'order:7' });
+    await waiting;
+    await waiter.request({ op: 'release', key: 'order:7' });
+    expect(await cli(['list'])).toMatchObject({ code: 0, stdout: 'No lock is held.\n' });
+  });
+
+  it('unlock asks first: "n" (or no answer) keeps the lock and exits 1; "y" removes the holder, which loses it as forced', async () => {
+    const [holder] = await startWorkers(1);
+    await holder.request({ op: 'acquire', key: 'stuck' });
+    await new Promise(resolve => setTimeout(resolve, 300)); // held past 100 ms: its holder watches its key
+
+    for (const stdin of ['n\n', '']) {
+      const refused = await cli(['unlock', 'stuck'], { stdin });
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain(`Force-unlock "stuck", held by`);
+      expect(refused.stderr).toContain(`pid ${holder.process.pid}`);
+      expect(refused.stderr).toContain('Not unlocked');
+      expect(await holder.request({ op: 'probe', key: 'stuck' })).toMatchObject({ isHeld: true });
+    }
+
+    const done = await cli(['unlock', 'stuck'], { stdin: 'y\n' });
+    expect(done.code).toBe(0);
+    expect(done.stdout).toMatch(/^Unlocked "stuck": removed .* \(token \d+\)\.\n$/);
+    expect(await holder.waitForEvent(e => e.event === 'lost')).toMatchObject({ key: 'stuck', reason: 'forced' });
+    expect(await cli(['unlock', 'stuck', '--yes'])).toMatchObject({ code: 0, stderr: 'Lock "stuck" is not held: nothing to unlock.\n' });
+    await holder.request({ op: 'release', key: 'stuck' });
+  });
+
+  it('--yes unlocks without asking; --json prints the holders removed', async () => {
+    const [holder] = await startWorkers(1);
+    const held = await holder.request<{ token: bigint }>({ op: 'acquire', key: 'batch' });
+    const done = await cli(['unlock', 'batch', '--yes', '--json']);
+    expect(done).toMatchObject({ code: 0, stderr: '' });
+    expect((JSON.parse(done.stdout) as { token: string }[]).map(h => h.token)).toEqual([held.token.toString()]);
+    expect(await admin.getAll().prefix(`${PREFIX}batch/`).keys()).toEqual([]);
+    await holder.request({ op: 'release', key: 'batch' });
+  });
+
+  it('bad usage exits 2 with the usage; an unreachable etcd exits 1 naming it', async () => {
+    for (const args of [[], ['lock'], ['info'], ['list', 'a', 'b'], ['list', '--bogus']]) {
+      const out = await cli(args);
+      expect({ args, code: out.code }).toEqual({ args, code: 2 });
+      expect(out.stderr).toContain('Usage: nestjs-etcd-lock <command>');
+    }
+    const down = await cli(['list'], { env: { ETCDCTL_ENDPOINTS: '127.0.0.1:1' } });
+    expect(down.code).toBe(1);
+    expect(down.stderr).toContain('etcd did not answer at 127.0.0.1:1');
+    const bad = await cli(['info', 'a\u0001b']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('Invalid lock key');
+  });
+});
+
+describe('cleanup', () => {
+  it('leaves no lock keys and no leases in etcd', async () => {
+    await Promise.all(workers.map(w => w.stop()));
+    await expectEtcdClean(admin, PREFIX);
+  });
+});
