@@ -30,6 +30,9 @@ type Log = (line: string) => void;
 interface Options {
   log?: Log;
   fastRaft?: boolean; // default true; false keeps etcd's default timings (100 ms / 1 s, minimum lease TTL 2 s)
+  // client TLS with client certificates (mTLS), PEM file paths; needs the etcd binary (not ETCD_ENDPOINTS or Docker).
+  // Health and metrics are then served over plain HTTP on a separate port.
+  tls?: { cert: string; key: string; ca: string };
 }
 
 // 10 ms heartbeat / 100 ms election: failover within ~0.1 s, and etcd's minimum lease TTL
@@ -61,7 +64,7 @@ class Member implements EtcdMember {
   private readonly watchdog: ChildProcess;
 
   constructor(readonly name: string, readonly clientUrl: string, readonly dataDir: string,
-    private readonly bin: string, private readonly args: string[]) {
+    private readonly bin: string, private readonly args: string[], readonly metricsUrl = clientUrl) {
     this.watchdog = spawn('sh', ['-c',
       'trap "" INT TERM HUP; p=; while read l; do p=$l; done; [ -n "$p" ] && kill -9 "$p"; rm -rf "$0"', dataDir],
     { stdio: ['pipe', 'ignore', 'ignore'] });
@@ -102,7 +105,7 @@ class Member implements EtcdMember {
   async waitHealthy(): Promise<void> {
     for (const deadline = Date.now() + HEALTH_TIMEOUT_MS; Date.now() < deadline; await sleep(50)) {
       if (!this.proc) throw this.failure('exited during startup');
-      if (await healthy(this.clientUrl)) return;
+      if (await healthy(this.metricsUrl)) return;
     }
     throw this.failure(`was not healthy within ${HEALTH_TIMEOUT_MS / 1000} s`);
   }
@@ -163,13 +166,13 @@ async function healthy(url: string): Promise<boolean> {
 }
 
 function makeHandle(source: EtcdHandle['source'], endpoints: string[], members: EtcdMember[],
-  teardown: () => Promise<void>): EtcdHandle {
+  teardown: () => Promise<void>, metricsUrl = endpoints[0]): EtcdHandle {
   let stopping: Promise<void> | undefined;
   return {
     source, endpoints, members,
     async metrics() {
-      const res = await fetch(`${endpoints[0]}/metrics`, { signal: AbortSignal.timeout(5000) });
-      if (!res.ok) throw new Error(`GET ${endpoints[0]}/metrics: HTTP ${res.status}`);
+      const res = await fetch(`${metricsUrl}/metrics`, { signal: AbortSignal.timeout(5000) });
+      if (!res.ok) throw new Error(`GET ${metricsUrl}/metrics: HTTP ${res.status}`);
       return res.text();
     },
     stop: () => (stopping ??= teardown()),
@@ -211,21 +214,24 @@ const tmpBase = () => (can('/dev/shm', constants.W_OK) ? '/dev/shm' : os.tmpdir(
 
 async function launch(bin: string, size: number, options: Options): Promise<EtcdHandle> {
   for (let attempt = 1; ; attempt++) {
-    const ports = await freePorts(2 * size);
+    const ports = await freePorts(3 * size);
+    const tls = options.tls;
     const names = Array.from({ length: size }, (_, i) => `etcd${i}`);
     const peer = (i: number) => `http://127.0.0.1:${ports[size + i]}`;
     const cluster = names.map((name, i) => `${name}=${peer(i)}`).join(',');
     const token = `nestjs-etcd-lock-${randomUUID()}`;
     const members = await Promise.all(names.map(async (name, i) => {
-      const clientUrl = `http://127.0.0.1:${ports[i]}`;
+      const clientUrl = `${tls ? 'https' : 'http'}://127.0.0.1:${ports[i]}`;
+      const metricsUrl = `http://127.0.0.1:${ports[2 * size + i]}`;
       const dataDir = await mkdtemp(path.join(tmpBase(), 'nestjs-etcd-lock-'));
+      const secure = tls ? ['--cert-file', tls.cert, '--key-file', tls.key, '--trusted-ca-file', tls.ca, '--client-cert-auth', '--listen-metrics-urls', metricsUrl] : [];
       return new Member(name, clientUrl, dataDir, bin, ['--name', name, '--data-dir', dataDir,
         '--listen-client-urls', clientUrl, '--advertise-client-urls', clientUrl,
         '--listen-peer-urls', peer(i), '--initial-advertise-peer-urls', peer(i),
-        '--initial-cluster', cluster, '--initial-cluster-token', token, ...raft(options), ...QUIET]);
+        '--initial-cluster', cluster, '--initial-cluster-token', token, ...secure, ...raft(options), ...QUIET], tls ? metricsUrl : clientUrl);
     }));
     const handle = makeHandle('binary', members.map((m) => m.clientUrl), members,
-      async () => void (await Promise.all(members.map((m) => m.destroy()))));
+      async () => void (await Promise.all(members.map((m) => m.destroy()))), members[0].metricsUrl);
     try {
       members.forEach((m) => m.spawn('new'));
       await Promise.all(members.map((m) => m.waitHealthy()));
@@ -285,6 +291,7 @@ function installEtcd(log: Log = (line) => console.error(line)): Promise<string> 
 
 export async function startEtcd(options: Options = {}): Promise<EtcdHandle> {
   const env = process.env.ETCD_ENDPOINTS?.split(',').map((url) => url.trim()).filter(Boolean);
+  if (options.tls) return launch(findBinary() ?? (await installEtcd(options.log)), 1, options); // our own etcd, with our certificates
   if (env?.length) return makeHandle('env', env, [], async () => {});
   const bin = findBinary();
   if (bin) return launch(bin, 1, options);

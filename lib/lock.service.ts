@@ -5,6 +5,7 @@ import { EtcdLeaseInvalidError, isRecoverableError, type Etcd3 } from 'etcd3';
 import { Subject, type Observable } from 'rxjs';
 import { AbortScope } from './core/abort-scope.js';
 import { createEtcdClient } from './core/etcd-client.js';
+import { configurationProblem } from './core/etcd-errors.js';
 import { retryWithBackoff } from './core/retry.js';
 import { EtcdMutex, KindConflictError, QueueKeyGoneError } from './core/etcd-mutex.js';
 import { holdWatchStreamOpen } from './core/key-watch.js';
@@ -323,10 +324,11 @@ export class LockService {
     return this.toLockError(err);
   }
 
+  /** The typed error for a failure of etcd: a configuration problem (credentials, TLS, permission) says what to change. */
   private toLockError(err: unknown): Error {
     if (err instanceof LockError) return err;
     const hosts = this.ownsClient ? String(this.options.etcd.hosts) : 'the given etcd3 client';
-    return new EtcdUnavailableError(hosts, err);
+    return configurationProblem(err, hosts, this.options.prefix) ?? new EtcdUnavailableError(hosts, err);
   }
 
   /** What lock handles call back into. */
@@ -470,6 +472,28 @@ export class LockService {
   /** Nest lifecycle hook: opens the session at startup, so a bad TTL or an unreachable etcd fails bootstrap. */
   async onModuleInit(): Promise<void> {
     await this.currentSession();
+    await this.checkAccess();
+  }
+
+  /**
+   * One request that needs read access to the whole lock prefix and write access in it (a
+   * delete of a key nobody writes): missing credentials or permissions fail at startup, not
+   * at the first lock. etcd lets anyone grant a lease, so the session alone does not tell.
+   */
+  private async checkAccess(): Promise<void> {
+    const prefix = Buffer.from(this.options.prefix);
+    try {
+      await this.client.kv.txn({
+        compare: [],
+        success: [
+          { request_range: { key: prefix, range_end: prefixEnd(prefix), limit: 1, keys_only: true } },
+          { request_delete_range: { key: Buffer.from(`${this.options.prefix}\u0000access-check`) } },
+        ],
+        failure: [],
+      });
+    } catch (err) {
+      throw this.toLockError(err);
+    }
   }
 
   /** Nest lifecycle hook: {@link close}. */
@@ -504,7 +528,10 @@ export class LockService {
   }
 }
 
-/** etcd did not answer (down, restarting, a connection reset): worth another try. */
+/**
+ * etcd did not answer (down, restarting, a connection reset): worth another try. A TLS or
+ * credentials problem is a LockConfigurationError by then (toLockError), never retried.
+ */
 function isUnavailable(err: unknown): boolean {
   return err instanceof EtcdUnavailableError || (err instanceof Error && !(err instanceof LockError) && isRecoverableError(err));
 }

@@ -1,32 +1,21 @@
 // The operator CLI (lib/cli/main.ts), run as a child process against a real etcd, with the
 // locks held by real worker processes: outputs, exit codes, and the unlock confirmation.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { Etcd3 } from 'etcd3';
 import { startEtcd, type EtcdHandle } from '../harness/etcd.js';
 import { createEtcdClient } from '../lib/core/etcd-client.js';
 import { expectEtcdClean } from './support/etcd-state.js';
 import { LockWorker } from './support/lock-worker.js';
+import { runCli } from './support/run-cli.js';
 
 const PREFIX = 'cli-spec/';
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 let etcd: EtcdHandle;
 let admin: Etcd3;
 let workers: LockWorker[] = [];
 
-/** Runs the CLI with `args`, `stdin` piped in; resolves with its exit code and output. */
-function cli(args: string[], options: { stdin?: string; env?: Record<string, string> } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'lib/cli/main.ts', ...args], {
-    cwd: ROOT,
-    env: { ...process.env, NODE_OPTIONS: '', ETCDCTL_ENDPOINTS: etcd.endpoints.join(','), NESTJS_ETCD_LOCK_PREFIX: PREFIX, ...options.env },
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', chunk => (stdout += chunk));
-  child.stderr.on('data', chunk => (stderr += chunk));
-  child.stdin.end(options.stdin ?? '');
-  return new Promise(resolve => child.on('close', code => resolve({ code, stdout, stderr })));
+/** Runs the CLI against this file's etcd and prefix. */
+function cli(args: string[], options: { stdin?: string; env?: Record<string, string> } = {}) {
+  return runCli(args, { ETCDCTL_ENDPOINTS: etcd.endpoints.join(','), NESTJS_ETCD_LOCK_PREFIX: PREFIX, ...options.env }, options.stdin);
 }
 
 async function startWorkers(count: number): Promise<LockWorker[]> {

@@ -40,3 +40,22 @@ export const INVALID_OPTION = (option: string, why: string) => `Invalid option "
 export const TTL_BELOW_MINIMUM = (ttl: number, minimum: number) =>
   `Invalid option "ttl": ${ttl} s is below this etcd cluster's minimum lease TTL of ${minimum} s ` +
   `(1.5 x its election timeout); etcd would silently extend it. Set ttl >= ${minimum}.`;
+
+export const ETCD_AUTH_FAILED = (hosts: string, cause: string) =>
+  `etcd at ${hosts} rejected the username or password (${cause}). Check etcd.auth { username, password } ` +
+  `(the same as etcdctl --user name:password).`;
+
+export const ETCD_AUTH_MISSING = (hosts: string) =>
+  `etcd at ${hosts} has authentication enabled and no credentials were given. Set etcd.auth { username, password }.`;
+
+export const ETCD_PERMISSION_DENIED = (hosts: string, prefix: string) =>
+  `etcd at ${hosts} denied this user access to the lock prefix "${prefix}". Grant its role read and write on it: ` +
+  `etcdctl role grant-permission <role> --prefix=true readwrite '${prefix}'.`;
+
+export const ETCD_SERVER_NOT_TRUSTED = (hosts: string, cause: string) =>
+  `The TLS certificate of etcd at ${hosts} is not trusted (${cause}). Set etcd.credentials.rootCertificate ` +
+  `to the CA certificate that signed it (etcdctl --cacert).`;
+
+export const ETCD_CLIENT_CERT_REFUSED = (hosts: string, cause: string) =>
+  `etcd at ${hosts} refused our TLS client certificate (${cause}). Set etcd.credentials.certChain and privateKey ` +
+  `to a certificate signed by a CA that etcd trusts (its --trusted-ca-file; etcdctl --cert/--key).`;

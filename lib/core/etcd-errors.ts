@@ -1,0 +1,27 @@
+import { EtcdAuthenticationFailedError, EtcdPermissionDeniedError } from 'etcd3';
+import { LockConfigurationError } from './lock.errors.js';
+import * as messages from './lock.messages.js';
+
+// what grpc-js and OpenSSL say when a TLS handshake fails, on our side and on etcd's
+const SERVER_NOT_TRUSTED = /unable to verify|self[- ]signed certificate|unable to get local issuer|certificate has expired|does not match certificate|ERR_TLS_CERT/i;
+const CLIENT_CERT_REFUSED = /alert (bad certificate|certificate required|unknown ca|certificate unknown|handshake failure)/i;
+
+/**
+ * A failure no retry can fix, as the configuration error that says what to change: wrong
+ * credentials, missing permission on the lock prefix, or a TLS certificate one side does not
+ * trust. Undefined for anything else (etcd down, a reset: worth another try).
+ */
+export function configurationProblem(err: unknown, hosts: string, prefix: string): LockConfigurationError | undefined {
+  if (!(err instanceof Error)) return undefined;
+  const detail = err.message.split('\n')[0].replace(/^\d+ [A-Z_]+: /, '');
+  if (err instanceof EtcdAuthenticationFailedError) return new LockConfigurationError(messages.ETCD_AUTH_FAILED(hosts, detail), { cause: err });
+  if (/user name is empty/.test(err.message)) return new LockConfigurationError(messages.ETCD_AUTH_MISSING(hosts), { cause: err });
+  if (err instanceof EtcdPermissionDeniedError) return new LockConfigurationError(messages.ETCD_PERMISSION_DENIED(hosts, prefix), { cause: err });
+  const tls = /Last error: (?:Error: )?(.*?)(?:\. Resolution note|$)/s.exec(err.message)?.[1]?.trim() ?? detail;
+  if (SERVER_NOT_TRUSTED.test(err.message)) return new LockConfigurationError(messages.ETCD_SERVER_NOT_TRUSTED(hosts, tls), { cause: err });
+  if (CLIENT_CERT_REFUSED.test(err.message)) {
+    const alert = CLIENT_CERT_REFUSED.exec(err.message)![0];
+    return new LockConfigurationError(messages.ETCD_CLIENT_CERT_REFUSED(hosts, `TLS ${alert}`), { cause: err });
+  }
+  return undefined;
+}
