@@ -6,3 +6,5 @@ export const ON_LOCK_EVENT_METADATA = 'etcd-lock:on_lock_event';
 export const GATEWAY_METADATA = 'websockets:is_gateway';
 /** Token of the provider that prepares gateways while providers are created (see WithLockExplorer.prepareGateways). */
 export const GATEWAYS_PREPARED = 'etcd-lock:gateways_prepared';
+/** The name of the lock service of `EtcdLockModule.forRoot()` without a `name`. */
+export const DEFAULT_LOCK_INSTANCE = 'default';

@@ -25,3 +25,10 @@ export const EVENT_HANDLER_FAILED = (where: string, type: string, key: string) =
 
 export const GATEWAY_NOT_READY = (where: string) =>
   `@WithLock gateway handler ${where} was called before EtcdLockModule finished bootstrapping this gateway; call it after app.init().`;
+
+export const UNKNOWN_LOCK_INSTANCE = (name: string, where: string, known: string[]) =>
+  `${where} names the lock service "${name}", but no EtcdLockModule.forRoot({ name: '${name}' }) was imported ` +
+  `(there is ${known.length ? known.map(k => `"${k}"`).join(', ') : 'none'}). Import one with that name, or fix the name.`;
+
+export const DUPLICATE_LOCK_INSTANCE = (name: string) =>
+  `EtcdLockModule "${name}" is imported twice with different options. Give each instance its own name.`;

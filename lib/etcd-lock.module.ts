@@ -1,14 +1,12 @@
-import { Module } from '@nestjs/common';
-import { APP_INTERCEPTOR, DiscoveryModule } from '@nestjs/core';
-import { GATEWAYS_PREPARED } from './etcd-lock.constants.js';
-import { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } from './etcd-lock.module-definition.js';
+import { Module, type DynamicModule } from '@nestjs/common';
+import { DEFAULT_LOCK_INSTANCE } from './etcd-lock.constants.js';
+import { EtcdLockCoreModule } from './etcd-lock-core.module.js';
+import { ASYNC_OPTIONS_TYPE, ConfigurableModuleClass, MODULE_OPTIONS_TOKEN, OPTIONS_TYPE } from './etcd-lock.module-definition.js';
+import { resolveConflictStatus } from './etcd-lock.options.js';
+import { getLockServiceToken } from './decorators/inject-lock-service.decorator.js';
 import type { EtcdLockModuleOptions } from './interfaces/etcd-lock-module-options.interface.js';
-import { LockEventsExplorer } from './lock-events.explorer.js';
-import { LockMetadataAccessor } from './lock-metadata.accessor.js';
+import { LockServiceRegistry } from './lock-service.registry.js';
 import { LockService } from './lock.service.js';
-import { WithLockExplorer } from './with-lock.explorer.js';
-import { WithLockInterceptor } from './with-lock.interceptor.js';
-import { WithLockRunner } from './with-lock.runner.js';
 
 /**
  * Distributed locks on etcd for a Nest app: provides LockService, runs @WithLock methods
@@ -16,31 +14,42 @@ import { WithLockRunner } from './with-lock.runner.js';
  *
  * `EtcdLockModule.forRoot({ etcd: { hosts } })` or `forRootAsync({ imports, inject, useFactory })`
  * (also useClass / useExisting), with `isGlobal` to skip importing it in every module.
+ * Several instances (other clusters or prefixes) each take a `name`: inject one with
+ * `@InjectLockService(name)` and pick it with `@WithLock(key, { lock: name })` and
+ * `@OnLockEvent(type, { lock: name })`; the instance without a name is the default.
  * On shutdown (`app.enableShutdownHooks()` or `app.close()`) every lock is released, with
  * one lease revoke, before the etcd client the module created is closed; a client you
  * passed as `client` is never closed.
  * @publicApi
  */
-@Module({
-  imports: [DiscoveryModule],
-  providers: [
-    {
-      provide: LockService,
-      useFactory: (options: EtcdLockModuleOptions) => new LockService(options),
-      inject: [MODULE_OPTIONS_TOKEN],
-    },
-    LockMetadataAccessor,
-    WithLockRunner,
-    WithLockExplorer,
-    {
-      // must run while providers are created: app.init() registers gateways before any onModuleInit
-      provide: GATEWAYS_PREPARED,
-      useFactory: (explorer: WithLockExplorer) => explorer.prepareGateways(),
-      inject: [WithLockExplorer],
-    },
-    LockEventsExplorer,
-    { provide: APP_INTERCEPTOR, useClass: WithLockInterceptor },
-  ],
-  exports: [LockService],
-})
-export class EtcdLockModule extends ConfigurableModuleClass {}
+@Module({})
+export class EtcdLockModule extends ConfigurableModuleClass {
+  static forRoot(options: typeof OPTIONS_TYPE): DynamicModule {
+    return instanceModule(super.forRoot(options), options.name);
+  }
+
+  static forRootAsync(options: typeof ASYNC_OPTIONS_TYPE): DynamicModule {
+    return instanceModule(super.forRootAsync(options), options.name);
+  }
+}
+
+/** Adds an instance's LockService (under its name's token) and its registration to the generated module. */
+function instanceModule(base: DynamicModule, name = DEFAULT_LOCK_INSTANCE): DynamicModule {
+  const token = getLockServiceToken(name);
+  const registration = `${String(token)}:registered`;
+  return {
+    ...base,
+    imports: [...(base.imports ?? []), EtcdLockCoreModule],
+    providers: [
+      ...(base.providers ?? []),
+      { provide: token, useFactory: (options: EtcdLockModuleOptions) => new LockService(options), inject: [MODULE_OPTIONS_TOKEN] },
+      {
+        provide: registration,
+        useFactory: (registry: LockServiceRegistry, service: LockService, options: EtcdLockModuleOptions) =>
+          registry.add(name, { service, conflictStatus: resolveConflictStatus(options.conflictStatus) }),
+        inject: [LockServiceRegistry, token, MODULE_OPTIONS_TOKEN],
+      },
+    ],
+    exports: [...(base.exports ?? []), token],
+  };
+}

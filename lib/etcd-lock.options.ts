@@ -158,6 +158,7 @@ export function validateWithLockOptions(options: WithLockOptions, where: string)
     throw fail('onContention', `must be one of ${CONTENTION_MODES.join(', ')}, got ${JSON.stringify(options.onContention)}`);
   }
   if (options.reentrant !== undefined && typeof options.reentrant !== 'boolean') throw fail('reentrant', 'must be a boolean');
+  if (options.lock !== undefined && (typeof options.lock !== 'string' || options.lock === '')) throw fail('lock', 'must name an EtcdLockModule instance');
   try {
     resolveRetry(options.retry);
   } catch (err) {

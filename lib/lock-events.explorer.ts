@@ -5,11 +5,11 @@ import type { OnLockEventMetadata } from './decorators/on-lock-event.decorator.j
 import { EVENT_HANDLER_FAILED } from './etcd-lock.messages.js';
 import type { LockEvent } from './interfaces/lock-event.interface.js';
 import { LockMetadataAccessor } from './lock-metadata.accessor.js';
-import { LockService } from './lock.service.js';
+import { LockServiceRegistry } from './lock-service.registry.js';
 
 /**
- * Subscribes @OnLockEvent methods of providers and controllers to LockService.events$ at
- * bootstrap. Handlers run in a later macrotask, after the lock operation that emitted the
+ * Subscribes @OnLockEvent methods of providers and controllers to the events$ of the lock
+ * service they name (the default one without `lock`) at bootstrap. Handlers run in a later macrotask, after the lock operation that emitted the
  * event has resolved to its caller; one that throws or rejects is logged and the stream goes on.
  */
 @Injectable()
@@ -20,7 +20,7 @@ export class LockEventsExplorer implements OnApplicationBootstrap {
     @Inject(DiscoveryService) private readonly discovery: DiscoveryService,
     @Inject(MetadataScanner) private readonly scanner: MetadataScanner,
     @Inject(LockMetadataAccessor) private readonly metadata: LockMetadataAccessor,
-    @Inject(LockService) private readonly locks: LockService,
+    @Inject(LockServiceRegistry) private readonly registry: LockServiceRegistry,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -38,7 +38,9 @@ export class LockEventsExplorer implements OnApplicationBootstrap {
     const types = type === '*' ? undefined : new Set<string>(Array.isArray(type) ? type : [type]);
     const key = options.key === undefined ? undefined : globToRegExp(options.key);
     const where = `${instance.constructor.name}.${name}`;
-    this.locks.events$
+    this.registry
+      .get(options.lock, `@OnLockEvent on ${where}`)
+      .service.events$
       .pipe(
         filter(event => (!types || types.has(event.type)) && (!key || key.test(event.key))),
         // a macrotask: rxjs's asap scheduler is a microtask on Node, which would run a slow

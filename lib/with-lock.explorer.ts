@@ -7,6 +7,7 @@ import { GATEWAY_NOT_READY, SCOPED_PROVIDER } from './etcd-lock.messages.js';
 import { validateWithLockOptions } from './etcd-lock.options.js';
 import { compileHandlerKey, compileMethodKey } from './lock-key.template.js';
 import { LockMetadataAccessor } from './lock-metadata.accessor.js';
+import { LockServiceRegistry } from './lock-service.registry.js';
 import { WithLockRunner } from './with-lock.runner.js';
 
 type InstanceWrapper = ReturnType<DiscoveryService['getProviders']>[number];
@@ -32,6 +33,7 @@ export class WithLockExplorer implements OnModuleInit {
     @Inject(MetadataScanner) private readonly scanner: MetadataScanner,
     @Inject(LockMetadataAccessor) private readonly metadata: LockMetadataAccessor,
     @Inject(WithLockRunner) private readonly runner: WithLockRunner,
+    @Inject(LockServiceRegistry) private readonly registry: LockServiceRegistry,
   ) {}
 
   /**
@@ -71,6 +73,7 @@ export class WithLockExplorer implements OnModuleInit {
       if (!lock) continue;
       const where = `${instance.constructor.name}.${name}`;
       validateWithLockOptions(lock.options, where);
+      this.registry.get(lock.options.lock, `@WithLock on ${where}`); // the lock service it names exists
       if (kind === 'handler') compileHandlerKey(lock.key, where); // checked now, run by the interceptor
       else if (!wrapper.isDependencyTreeStatic()) this.logger.warn(SCOPED_PROVIDER(where));
       else if (kind === 'gateway') this.lockGateway(instance, name, lock, where);

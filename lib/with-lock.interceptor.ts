@@ -1,11 +1,10 @@
 import { Inject, Injectable, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
 import { catchError, defer, throwError, type Observable } from 'rxjs';
-import { MODULE_OPTIONS_TOKEN } from './etcd-lock.module-definition.js';
-import { resolveConflictStatus, validateWithLockOptions } from './etcd-lock.options.js';
-import type { EtcdLockModuleOptions } from './interfaces/etcd-lock-module-options.interface.js';
+import { validateWithLockOptions } from './etcd-lock.options.js';
 import { toHttpException } from './lock-http.exception.js';
 import { compileHandlerKey } from './lock-key.template.js';
 import { LockMetadataAccessor } from './lock-metadata.accessor.js';
+import { LockServiceRegistry } from './lock-service.registry.js';
 import { WithLockRunner } from './with-lock.runner.js';
 
 /**
@@ -15,16 +14,13 @@ import { WithLockRunner } from './with-lock.runner.js';
  */
 @Injectable()
 export class WithLockInterceptor implements NestInterceptor {
-  private readonly conflictStatus: number;
   private readonly keys = new WeakMap<object, (context: ExecutionContext) => string>();
 
   constructor(
     @Inject(LockMetadataAccessor) private readonly metadata: LockMetadataAccessor,
     @Inject(WithLockRunner) private readonly runner: WithLockRunner,
-    @Inject(MODULE_OPTIONS_TOKEN) options: EtcdLockModuleOptions,
-  ) {
-    this.conflictStatus = resolveConflictStatus(options.conflictStatus);
-  }
+    @Inject(LockServiceRegistry) private readonly registry: LockServiceRegistry,
+  ) {}
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     const handler = context.getHandler();
@@ -33,7 +29,8 @@ export class WithLockInterceptor implements NestInterceptor {
     if (!lock || context.getType() === 'ws') return next.handle();
     const locked = defer(() => this.runner.observe(this.keyOf(handler, context)(context), lock.options, () => next.handle()));
     if (context.getType() !== 'http') return locked; // RPC and WebSocket callers get the typed LockError
-    return locked.pipe(catchError(err => throwError(() => toHttpException(err, this.conflictStatus))));
+    const { conflictStatus } = this.registry.get(lock.options.lock, '@WithLock');
+    return locked.pipe(catchError(err => throwError(() => toHttpException(err, conflictStatus))));
   }
 
   /** Compiles a handler's key once (the explorer already checked it at bootstrap). */

@@ -3,17 +3,22 @@ import { Observable } from 'rxjs';
 import { LockAlreadyHeldError, LockLostError } from './core/lock.errors.js';
 import type { LockHandle } from './core/lock.handle.js';
 import type { WithLockOptions } from './interfaces/with-lock-options.interface.js';
-import { LockService } from './lock.service.js';
+import { LockServiceRegistry } from './lock-service.registry.js';
+import type { LockService } from './lock.service.js';
 
-/** Carries out @WithLock's contention policy; shared by the interceptor and the provider wrapper. */
+/**
+ * Carries out @WithLock's contention policy, with the lock service its `lock` option names;
+ * shared by the interceptor and the provider wrapper.
+ */
 @Injectable()
 export class WithLockRunner {
-  constructor(@Inject(LockService) private readonly locks: LockService) {}
+  constructor(@Inject(LockServiceRegistry) private readonly registry: LockServiceRegistry) {}
 
   /** Runs a provider method under the lock; `undefined` without running it when skipped. */
   async run<T>(key: string, options: WithLockOptions, method: () => T | Promise<T>): Promise<T | undefined> {
-    const lock = await this.take(key, options);
-    return lock ? this.locks.holdDuring(lock, method) : undefined;
+    const locks = this.locksFor(options);
+    const lock = await this.take(locks, key, options);
+    return lock ? locks.holdDuring(lock, method) : undefined;
   }
 
   /**
@@ -22,11 +27,12 @@ export class WithLockRunner {
    * completion into a LockLostError.
    */
   observe<T>(key: string, options: WithLockOptions, handler: () => Observable<T>): Observable<T | undefined> {
+    const locks = this.locksFor(options);
     return new Observable<T | undefined>(subscriber => {
       let lock: LockHandle | null | undefined;
       let closed = false;
       let inner: { unsubscribe(): void } | undefined;
-      this.take(key, options).then(
+      this.take(locks, key, options).then(
         taken => {
           lock = taken;
           if (closed) return void taken?.release(); // unsubscribed while waiting
@@ -35,7 +41,7 @@ export class WithLockRunner {
             return subscriber.complete();
           }
           // the handler runs in the lock's async scope: current() and reentrancy work inside
-          inner = this.locks.enterScope(taken, () =>
+          inner = locks.enterScope(taken, () =>
             handler().subscribe({
               next: value => subscriber.next(value),
               error: err => subscriber.error(lostOr(taken, err)),
@@ -57,13 +63,17 @@ export class WithLockRunner {
     });
   }
 
-  private async take(key: string, { onContention = 'wait', ...options }: WithLockOptions): Promise<LockHandle | null> {
-    if (onContention === 'wait') return this.locks.acquire(key, options);
+  private locksFor(options: WithLockOptions): LockService {
+    return this.registry.get(options.lock, '@WithLock').service;
+  }
+
+  private async take(locks: LockService, key: string, { onContention = 'wait', lock: _name, ...options }: WithLockOptions): Promise<LockHandle | null> {
+    if (onContention === 'wait') return locks.acquire(key, options);
     const { waitTimeout, ...tryOptions } = options; // tryAcquire never waits
-    const lock = await this.locks.tryAcquire(key, tryOptions);
+    const lock = await locks.tryAcquire(key, tryOptions);
     if (lock) return lock;
     if (onContention === 'fail') throw new LockAlreadyHeldError(key, 'another-holder');
-    this.locks.reportSkipped(key);
+    locks.reportSkipped(key);
     return null;
   }
 }

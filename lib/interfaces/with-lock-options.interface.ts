@@ -17,4 +17,6 @@ export type LockContention = 'wait' | 'fail' | 'skip';
 export interface WithLockOptions extends Omit<AcquireOptions, 'signal'> {
   /** @default 'wait' */
   onContention?: LockContention;
+  /** The EtcdLockModule instance whose lock service takes the lock (`forRoot({ name })`). @default the default instance */
+  lock?: string;
 }

@@ -1,0 +1,33 @@
+import { Injectable } from '@nestjs/common';
+import { LockConfigurationError } from './core/lock.errors.js';
+import { DEFAULT_LOCK_INSTANCE } from './etcd-lock.constants.js';
+import { DUPLICATE_LOCK_INSTANCE, UNKNOWN_LOCK_INSTANCE } from './etcd-lock.messages.js';
+import type { LockService } from './lock.service.js';
+
+/** One EtcdLockModule instance: its service and the HTTP status of a lock not acquired. */
+export interface LockInstance {
+  readonly service: LockService;
+  readonly conflictStatus: number;
+}
+
+/**
+ * The lock services of an app by name, filled in as each EtcdLockModule instance creates its
+ * service; the decorators' `lock` option names one. Shared by all instances (one per app).
+ */
+@Injectable()
+export class LockServiceRegistry {
+  private readonly instances = new Map<string, LockInstance>();
+
+  add(name: string, instance: LockInstance): LockInstance {
+    if (this.instances.has(name)) throw new LockConfigurationError(DUPLICATE_LOCK_INSTANCE(name));
+    this.instances.set(name, instance);
+    return instance;
+  }
+
+  /** The instance named `name` (the default one without a name); `where` names the caller in the error. */
+  get(name: string | undefined, where: string): LockInstance {
+    const instance = this.instances.get(name ?? DEFAULT_LOCK_INSTANCE);
+    if (!instance) throw new LockConfigurationError(UNKNOWN_LOCK_INSTANCE(name ?? DEFAULT_LOCK_INSTANCE, where, [...this.instances.keys()]));
+    return instance;
+  }
+}
