@@ -30,7 +30,7 @@ export const hotKey: BenchCase = async ({ etcd, quick, progress }) => {
   try {
     progress(`case 7: starting ${PROCESSES} worker processes`);
     children = await startChildren(PROCESSES, etcd.endpoints);
-    for (const c of children) await c.request({ op: 'hot-key', key: 'hot-warm-up', waiters: 1, durationMs: 0, holdMs: 0, fair: true }); // sessions open
+    for (const c of children) await c.request({ op: 'hot-key', key: 'hot-warm-up', waiters: 1, durationMs: 1, holdMs: 0, fair: true }); // sessions open: one acquire at least
     for (let round = 0; round < rounds; round++) {
       for (const mode of ['fair', 'unfair'] as const) {
         progress(`case 7, round ${round + 1}: ${mode}, ${PROCESSES * LOOPS_PER_PROCESS} contenders`);
