@@ -11,7 +11,7 @@ import { EtcdMutex, KindConflictError, QueueKeyGoneError } from './core/etcd-mut
 import { holdWatchStreamOpen } from './core/key-watch.js';
 import { canQueueTogether, covers, describeKind, type LockKind } from './core/lock-kind.js';
 import { EtcdSession } from './core/etcd-session.js';
-import { queueKey, queuePrefix, prefixEnd, validateLockKey, waitingRoomPrefix } from './core/lock-key.js';
+import { queueKey, queuePrefix, prefixEnd, validateLockKey, waitingRoomKey, waitingRoomPrefix } from './core/lock-key.js';
 import {
   EtcdUnavailableError,
   LockAbortedError,
@@ -129,13 +129,9 @@ export class LockService {
   /** True when anyone (any process) holds or waits for the lock. */
   async isLocked(key: string): Promise<boolean> {
     const prefix = Buffer.from(queuePrefix(this.options.prefix, this.prepare(key)));
-    try {
-      // count the lock's queue keys
-      const res = await this.client.kv.range({ key: prefix, range_end: prefixEnd(prefix), count_only: true });
-      return Number(res.count) > 0;
-    } catch (err) {
-      throw this.toLockError(err);
-    }
+    // count the lock's queue keys
+    const res = await this.answer(() => this.client.kv.range({ key: prefix, range_end: prefixEnd(prefix), count_only: true }));
+    return Number(res.count) > 0;
   }
 
   /**
@@ -144,21 +140,13 @@ export class LockService {
    */
   async getLockInfo(key: string): Promise<LockInfo | null> {
     const name = this.prepare(key);
-    try {
-      return await this.inspector.info(name);
-    } catch (err) {
-      throw this.toLockError(err);
-    }
+    return this.answer(() => this.inspector.info(name));
   }
 
   /** Every held lock whose name starts with `prefix` (all by default), with its holders and waiters. */
   async listLocks(prefix = ''): Promise<LockInfo[]> {
     if (typeof prefix !== 'string') throw new LockConfigurationError(INVALID_OPTION('prefix', `expected a lock name prefix, got ${String(prefix)}`));
-    try {
-      return await this.inspector.list(prefix);
-    } catch (err) {
-      throw this.toLockError(err);
-    }
+    return this.answer(() => this.inspector.list(prefix));
   }
 
   /**
@@ -170,11 +158,7 @@ export class LockService {
    */
   async forceUnlock(key: string): Promise<LockHolderInfo[]> {
     const name = this.prepare(key);
-    try {
-      return await this.inspector.forceUnlock(name, this.options.ownerId);
-    } catch (err) {
-      throw this.toLockError(err);
-    }
+    return this.answer(() => this.inspector.forceUnlock(name, this.options.ownerId));
   }
 
   /** The lock held by the calling async context (the innermost withLock), if any. */
@@ -281,7 +265,7 @@ export class LockService {
         }
         this.emit({ type: 'waiting', key: name });
         if (fair) await mutex.waitForTurn(stop.signal);
-        else await mutex.waitUntilFree(stop.signal, new WaitingRoom(this.client, waitingRoomPrefix(prefix), `${waitingRoomPrefix(prefix)}${session.leaseHex}-${slot.toString(16)}`, session.leaseId, record));
+        else await mutex.waitUntilFree(stop.signal, new WaitingRoom(this.client, waitingRoomPrefix(prefix), waitingRoomKey(prefix, session.leaseHex, slot), session.leaseId, record));
       }
       if (!session.isValid) throw new LockLostError(name, 'session-expired');
       stop.signal.throwIfAborted(); // lost a race against a timeout, abort or close
@@ -322,6 +306,15 @@ export class LockService {
     if (err instanceof QueueKeyGoneError) return new LockLostError(name, 'key-deleted');
     if (session?.signal.aborted || err instanceof EtcdLeaseInvalidError) return new LockLostError(name, 'session-expired');
     return this.toLockError(err);
+  }
+
+  /** One request to etcd outside a lock's life, its failure typed. */
+  private async answer<T>(request: () => Promise<T>): Promise<T> {
+    try {
+      return await request();
+    } catch (err) {
+      throw this.toLockError(err);
+    }
   }
 
   /** The typed error for a failure of etcd: a configuration problem (credentials, TLS, permission) says what to change. */
@@ -482,18 +475,16 @@ export class LockService {
    */
   private async checkAccess(): Promise<void> {
     const prefix = Buffer.from(this.options.prefix);
-    try {
-      await this.client.kv.txn({
+    await this.answer(() =>
+      this.client.kv.txn({
         compare: [],
         success: [
           { request_range: { key: prefix, range_end: prefixEnd(prefix), limit: 1, keys_only: true } },
           { request_delete_range: { key: Buffer.from(`${this.options.prefix}\u0000access-check`) } },
         ],
         failure: [],
-      });
-    } catch (err) {
-      throw this.toLockError(err);
-    }
+      }),
+    );
   }
 
   /** Nest lifecycle hook: {@link close}. */

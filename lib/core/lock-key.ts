@@ -72,3 +72,8 @@ export function queueKey(queuePrefix: string, kind: LockKind, leaseHex: string, 
 export function waitingRoomPrefix(queuePrefix: string): string {
   return `${queuePrefix.slice(0, -1)}%u/`;
 }
+
+/** The name of an unfair waiter's key in the waiting room: `<room prefix><lease hex>-<slot>`. */
+export function waitingRoomKey(queuePrefix: string, leaseHex: string, slot: number): string {
+  return `${waitingRoomPrefix(queuePrefix)}${leaseHex}-${slot.toString(16)}`;
+}
