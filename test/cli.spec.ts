@@ -1,43 +1,18 @@
 // The operator CLI (lib/cli/main.ts), run as a child process against a real etcd, with the
 // locks held by real worker processes: outputs, exit codes, and the unlock confirmation.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { Etcd3 } from 'etcd3';
-import { startEtcd, type EtcdHandle } from '../harness/etcd.js';
-import { createEtcdClient } from '../lib/core/etcd-client.js';
+import { describe, expect, it } from '@jest/globals';
 import { expectEtcdClean } from './support/etcd-state.js';
-import { LockWorker } from './support/lock-worker.js';
+import { useEtcdAndWorkers } from './support/worker-fixture.js';
 import { runCli } from './support/run-cli.js';
 
 const PREFIX = 'cli-spec/';
-let etcd: EtcdHandle;
-let admin: Etcd3;
-let workers: LockWorker[] = [];
+const fixture = useEtcdAndWorkers(PREFIX, 2);
+const { startWorkers } = fixture;
 
 /** Runs the CLI against this file's etcd and prefix. */
 function cli(args: string[], options: { stdin?: string; env?: Record<string, string> } = {}) {
-  return runCli(args, { ETCDCTL_ENDPOINTS: etcd.endpoints.join(','), NESTJS_ETCD_LOCK_PREFIX: PREFIX, ...options.env }, options.stdin);
+  return runCli(args, { ETCDCTL_ENDPOINTS: fixture.etcd.endpoints.join(','), NESTJS_ETCD_LOCK_PREFIX: PREFIX, ...options.env }, options.stdin);
 }
-
-async function startWorkers(count: number): Promise<LockWorker[]> {
-  const started = await Promise.all(Array.from({ length: count }, () => LockWorker.start(etcd.endpoints, PREFIX, 2)));
-  workers.push(...started);
-  return started;
-}
-
-beforeAll(async () => {
-  etcd = await startEtcd();
-  admin = createEtcdClient({ hosts: etcd.endpoints });
-});
-
-afterEach(async () => {
-  await Promise.all(workers.map(w => w.stop()));
-  workers = [];
-});
-
-afterAll(async () => {
-  admin?.close();
-  await etcd?.stop();
-});
 
 describe('nestjs-etcd-lock CLI', () => {
   it('list and info: a table by default, JSON with --json, for locks held and awaited by other processes', async () => {
@@ -102,7 +77,7 @@ describe('nestjs-etcd-lock CLI', () => {
     const done = await cli(['unlock', 'batch', '--yes', '--json']);
     expect(done).toMatchObject({ code: 0, stderr: '' });
     expect((JSON.parse(done.stdout) as { token: string }[]).map(h => h.token)).toEqual([held.token.toString()]);
-    expect(await admin.getAll().prefix(`${PREFIX}batch/`).keys()).toEqual([]);
+    expect(await fixture.admin.getAll().prefix(`${PREFIX}batch/`).keys()).toEqual([]);
     await holder.request({ op: 'release', key: 'batch' });
   });
 
@@ -123,7 +98,7 @@ describe('nestjs-etcd-lock CLI', () => {
 
 describe('cleanup', () => {
   it('leaves no lock keys and no leases in etcd', async () => {
-    await Promise.all(workers.map(w => w.stop()));
-    await expectEtcdClean(admin, PREFIX);
+    await fixture.stopWorkers();
+    await expectEtcdClean(fixture.admin, PREFIX);
   });
 });

@@ -1,26 +1,17 @@
 // Operating locks: getLockInfo, listLocks and forceUnlock against a real etcd, with the
 // locks held and awaited by real processes (test/workers/lock.worker.ts).
-import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { Etcd3 } from 'etcd3';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startEtcd, type EtcdHandle } from '../harness/etcd.js';
-import { createEtcdClient } from '../lib/core/etcd-client.js';
 import { InvalidLockKeyError, LockService } from '../lib/index.js';
 import { expectEtcdClean } from './support/etcd-state.js';
-import { LockWorker } from './support/lock-worker.js';
+import { useEtcdAndWorkers } from './support/worker-fixture.js';
+import type { LockWorker } from './support/lock-worker.js';
 
 const PREFIX = 'admin-spec/';
 const TTL = 2;
-let etcd: EtcdHandle;
-let admin: Etcd3;
+const fixture = useEtcdAndWorkers(PREFIX, TTL);
+const { startWorkers } = fixture;
 let locks: LockService;
-let workers: LockWorker[] = [];
-
-async function startWorkers(count: number): Promise<LockWorker[]> {
-  const started = await Promise.all(Array.from({ length: count }, () => LockWorker.start(etcd.endpoints, PREFIX, TTL)));
-  workers.push(...started);
-  return started;
-}
 
 /** Queues `worker` for `key` and waits until it is in the queue; `acquired` settles when it gets the lock. */
 async function queue(worker: LockWorker, key: string): Promise<{ acquired: Promise<{ token: bigint }> }> {
@@ -29,21 +20,12 @@ async function queue(worker: LockWorker, key: string): Promise<{ acquired: Promi
   return { acquired }; // wrapped: an async function would wait for a promise it returns
 }
 
-beforeAll(async () => {
-  etcd = await startEtcd();
-  admin = createEtcdClient({ hosts: etcd.endpoints });
-  locks = new LockService({ etcd: { hosts: etcd.endpoints }, prefix: PREFIX, ttl: TTL, ownerId: 'operator' });
-});
-
-afterEach(async () => {
-  await Promise.all(workers.map(w => w.stop()));
-  workers = [];
+beforeAll(() => {
+  locks = new LockService({ etcd: { hosts: fixture.etcd.endpoints }, prefix: PREFIX, ttl: TTL, ownerId: 'operator' });
 });
 
 afterAll(async () => {
   await locks?.close();
-  admin?.close();
-  await etcd?.stop();
 });
 
 describe('getLockInfo and listLocks', () => {
@@ -98,8 +80,8 @@ describe('getLockInfo and listLocks', () => {
   });
 
   it('show every holder of a shared lock and of a semaphore, with the limit', async () => {
-    const a = new LockService({ etcd: { hosts: etcd.endpoints }, prefix: PREFIX, ttl: TTL, ownerId: 'a' });
-    const b = new LockService({ etcd: { hosts: etcd.endpoints }, prefix: PREFIX, ttl: TTL, ownerId: 'b' });
+    const a = new LockService({ etcd: { hosts: fixture.etcd.endpoints }, prefix: PREFIX, ttl: TTL, ownerId: 'a' });
+    const b = new LockService({ etcd: { hosts: fixture.etcd.endpoints }, prefix: PREFIX, ttl: TTL, ownerId: 'b' });
     try {
       const readers = [await a.acquire('catalog', { mode: 'shared' }), await b.acquire('catalog', { mode: 'shared' })];
       const writer = a.acquire('catalog');
@@ -159,8 +141,8 @@ describe('forceUnlock', () => {
 
 describe('cleanup', () => {
   it('leaves no lock keys and no leases in etcd', async () => {
-    await Promise.all(workers.map(w => w.stop()));
+    await fixture.stopWorkers();
     await locks.close();
-    await expectEtcdClean(admin, PREFIX);
+    await expectEtcdClean(fixture.admin, PREFIX);
   });
 });

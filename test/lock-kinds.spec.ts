@@ -1,36 +1,27 @@
 // Read/write locks, semaphores and unfair locks, against a real etcd with real processes
 // (test/workers/lock.worker.ts): who may be inside together, in what order, and bad input.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { Etcd3 } from 'etcd3';
+import { afterEach, describe, expect, it } from '@jest/globals';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startEtcd, type EtcdHandle } from '../harness/etcd.js';
-import { createEtcdClient } from '../lib/core/etcd-client.js';
 import { LockAlreadyHeldError, LockConfigurationError, LockService, type AcquireOptions } from '../lib/index.js';
 import { expectEtcdClean, metric } from './support/etcd-state.js';
-import { LockWorker } from './support/lock-worker.js';
+import { useEtcdAndWorkers } from './support/worker-fixture.js';
+import type { LockWorker } from './support/lock-worker.js';
 import { rejection } from './support/rejection.js';
 import type { LockKindOptions, OccupancySection } from './workers/lock.worker.js';
 
 const PREFIX = 'kinds-spec/';
-let etcd: EtcdHandle;
-let admin: Etcd3;
-let workers: LockWorker[] = [];
+const fixture = useEtcdAndWorkers(PREFIX, 2);
+const { startWorkers } = fixture;
 let services: LockService[] = [];
 
-async function startWorkers(count: number): Promise<LockWorker[]> {
-  const started = await Promise.all(Array.from({ length: count }, () => LockWorker.start(etcd.endpoints, PREFIX, 2)));
-  workers.push(...started);
-  return started;
-}
-
 function newService(): LockService {
-  const service = new LockService({ etcd: { hosts: etcd.endpoints }, prefix: PREFIX, ttl: 2 });
+  const service = new LockService({ etcd: { hosts: fixture.etcd.endpoints }, prefix: PREFIX, ttl: 2 });
   services.push(service);
   return service;
 }
 
-const queueKeys = (name: string) => admin.getAll().prefix(`${PREFIX}${name}/`).keys();
-const watchers = async () => metric(await etcd.metrics(), 'etcd_debugging_mvcc_watcher_total');
+const queueKeys = (name: string) => fixture.admin.getAll().prefix(`${PREFIX}${name}/`).keys();
+const watchers = async () => metric(await fixture.etcd.metrics(), 'etcd_debugging_mvcc_watcher_total');
 
 /** A pending acquire in a worker, and whether it has settled yet. */
 function pending<T>(promise: Promise<T>): { promise: Promise<T>; settled: () => boolean } {
@@ -51,24 +42,13 @@ async function occupancy(procs: LockWorker[], loops: number, key: string, cycles
     procs.flatMap((w, p) =>
       Array.from({ length: loops }, (_, l) => w.request<OccupancySection[]>({ op: 'occupancy-loop', key, counterKey, cycles, holdMs, options: options(p * loops + l) })),
     ),
-  ).finally(() => admin.delete().key(counterKey));
+  ).finally(() => fixture.admin.delete().key(counterKey));
   return runs.flat().sort((a, b) => (a.enteredAt < b.enteredAt ? -1 : 1));
 }
 
-beforeAll(async () => {
-  etcd = await startEtcd();
-  admin = createEtcdClient({ hosts: etcd.endpoints });
-});
-
 afterEach(async () => {
-  await Promise.all([...workers.map(w => w.stop()), ...services.map(s => s.close())]);
-  workers = [];
+  await Promise.all(services.map(s => s.close()));
   services = [];
-});
-
-afterAll(async () => {
-  admin?.close();
-  await etcd?.stop();
 });
 
 describe('read/write locks (mode)', () => {
@@ -219,7 +199,7 @@ describe('unfair locks (fair: false)', () => {
 
   it('unfair waiters wait outside the queue, in a waiting room of their own, and take the lock once it is free', async () => {
     const [holder, first, second] = await startWorkers(3);
-    const room = () => admin.getAll().prefix(`${PREFIX}barge%u/`).keys();
+    const room = () => fixture.admin.getAll().prefix(`${PREFIX}barge%u/`).keys();
     await holder.request({ op: 'acquire', key: 'barge' });
     const waiting = [first, second].map(w => pending(w.request<{ token: bigint }>({ op: 'acquire', key: 'barge', options: { fair: false } })));
     await first.waitForEvent(e => e.event === 'waiting');
@@ -242,7 +222,7 @@ describe('unfair locks (fair: false)', () => {
     const holder = newService();
     const held = await holder.acquire('barge-timeout');
     await expect(locks.acquire('barge-timeout', { fair: false, waitTimeout: 300 })).rejects.toMatchObject({ code: 'LOCK_TIMEOUT' });
-    expect(await admin.getAll().prefix(`${PREFIX}barge-timeout%u/`).keys()).toEqual([]);
+    expect(await fixture.admin.getAll().prefix(`${PREFIX}barge-timeout%u/`).keys()).toEqual([]);
     await held.release();
   });
 });
@@ -283,7 +263,7 @@ describe('kinds in one async context, and bad options', () => {
 
 describe('cleanup', () => {
   it('leaves no lock keys and no leases in etcd', async () => {
-    await Promise.all(workers.map(w => w.stop()));
-    await expectEtcdClean(admin, PREFIX);
+    await fixture.stopWorkers();
+    await expectEtcdClean(fixture.admin, PREFIX);
   });
 });
