@@ -1,8 +1,6 @@
 import {
   CompareResult,
   CompareTarget,
-  SortOrder,
-  SortTarget,
   type Etcd3,
   type IKeyValue,
   type IRequestOp,
@@ -10,7 +8,7 @@ import {
 } from 'etcd3';
 import { EXCLUSIVE, canQueueTogether, describeKind, kindOfKey, kindTag, type LockKind } from './lock-kind.js';
 import { deletedSince, watchFromNow, type KeyWatch } from './key-watch.js';
-import { prefixEnd } from './lock-key.js';
+import { newestKeys, prefixEnd } from './lock-key.js';
 import { decodeOwner, encodeOwner, type OwnerRecord } from './owner-record.js';
 import { untilAnswered } from './retry.js';
 import type { WaitingRoom } from './waiting-room.js';
@@ -103,7 +101,7 @@ export class EtcdMutex {
         // our key from an earlier try of this same transaction, if it went through
         { request_range: { key: this.key } },
         // the newest key in the way
-        { request_range: { key: inTheWay, range_end: prefixEnd(inTheWay), sort_order: SortOrder.Descend, sort_target: SortTarget.Create, limit: 1, keys_only: true } },
+        newestKeys(inTheWay, 1),
       ],
     });
     this.seenAt = BigInt(res.header.revision);
@@ -265,17 +263,8 @@ export class EtcdMutex {
    * its place, capped), and for a shared key the newest exclusive one.
    */
   private placeReads(before: bigint | undefined): IRequestOp[] {
-    const newest = (key: Buffer, limit: number): IRequestOp => ({
-      request_range: {
-        key,
-        range_end: prefixEnd(key),
-        sort_order: SortOrder.Descend,
-        sort_target: SortTarget.Create,
-        limit: limit + (before === undefined ? 1 : 0),
-        keys_only: true,
-        ...(before !== undefined && { max_create_revision: (before - 1n).toString() }),
-      },
-    });
+    // the enqueue's reads also return our own key, the newest
+    const newest = (key: Buffer, limit: number) => newestKeys(key, limit + (before === undefined ? 1 : 0), before);
     // count_only would ignore max_create_revision: count up to limit + 1 keys instead
     const reads = [newest(this.prefix, this.kind.mode === 'semaphore' ? this.kind.limit + 1 : 1)];
     if (this.kind.mode === 'shared') reads.push(newest(this.writers, 1));

@@ -1,3 +1,4 @@
+import { SortOrder, SortTarget, type IRequestOp } from 'etcd3';
 import { InvalidLockKeyError } from './lock.errors.js';
 import { kindTag, type LockKind } from './lock-kind.js';
 
@@ -76,4 +77,19 @@ export function waitingRoomPrefix(queuePrefix: string): string {
 /** The name of an unfair waiter's key in the waiting room: `<room prefix><lease hex>-<slot>`. */
 export function waitingRoomKey(queuePrefix: string, leaseHex: string, slot: number): string {
   return `${waitingRoomPrefix(queuePrefix)}${leaseHex}-${slot.toString(16)}`;
+}
+
+/** A read of the newest `limit` key names under `prefix` (created before `before`, if given), newest first. */
+export function newestKeys(prefix: Buffer, limit: number, before?: bigint): IRequestOp {
+  return {
+    request_range: {
+      key: prefix,
+      range_end: prefixEnd(prefix),
+      sort_order: SortOrder.Descend,
+      sort_target: SortTarget.Create,
+      limit,
+      keys_only: true,
+      ...(before !== undefined && { max_create_revision: (before - 1n).toString() }),
+    },
+  };
 }

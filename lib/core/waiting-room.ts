@@ -1,7 +1,7 @@
-import { CompareResult, CompareTarget, SortOrder, SortTarget, type Etcd3, type IRequestOp } from 'etcd3';
+import { CompareResult, CompareTarget, type Etcd3 } from 'etcd3';
 import { QueueKeyGoneError, rangeAt } from './etcd-mutex.js';
 import { deletedSince } from './key-watch.js';
-import { prefixEnd } from './lock-key.js';
+import { newestKeys } from './lock-key.js';
 import { encodeOwner, type OwnerRecord } from './owner-record.js';
 import { untilAnswered } from './retry.js';
 
@@ -36,7 +36,7 @@ export class WaitingRoom {
       // not there yet (a retry of this transaction would find it)
       compare: [{ key: this.key, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: 0 }],
       // our key, on the session's lease, and the two newest keys: ours and the one ahead
-      success: [{ request_put: { key: this.key, value: encodeOwner(this.record), lease: this.leaseId } }, this.newest(2)],
+      success: [{ request_put: { key: this.key, value: encodeOwner(this.record), lease: this.leaseId } }, newestKeys(this.prefix, 2)],
       // our key from an earlier try
       failure: [{ request_range: { key: this.key } }],
     });
@@ -67,26 +67,11 @@ export class WaitingRoom {
   /** One read: our key (QueueKeyGoneError unless it is there) and the newest key ahead of it. */
   private async readAhead(signal: AbortSignal): Promise<Buffer | null> {
     const res = await untilAnswered(signal, () =>
-      this.client.kv.txn({ compare: [], success: [{ request_range: { key: this.key } }, this.newest(1, this.revision!)], failure: [] }),
+      this.client.kv.txn({ compare: [], success: [{ request_range: { key: this.key } }, newestKeys(this.prefix, 1, this.revision!)], failure: [] }),
     );
     const own = rangeAt(res, 0)[0];
     if (!own || BigInt(own.create_revision) !== this.revision) throw new QueueKeyGoneError();
     this.seenAt = BigInt(res.header.revision);
     return rangeAt(res, 1)[0]?.key ?? null;
-  }
-
-  /** The newest `limit` keys of the room (created before `before`, if given). */
-  private newest(limit: number, before?: bigint): IRequestOp {
-    return {
-      request_range: {
-        key: this.prefix,
-        range_end: prefixEnd(this.prefix),
-        sort_order: SortOrder.Descend,
-        sort_target: SortTarget.Create,
-        limit,
-        keys_only: true,
-        ...(before !== undefined && { max_create_revision: (before - 1n).toString() }),
-      },
-    };
   }
 }
