@@ -511,7 +511,8 @@ describe('bad input', () => {
 describe('etcd faults', () => {
   it('a paused etcd (stream open, no answers): every lock is lost at the local deadline', async () => {
     if (etcd.members.length === 0) return expect(etcd.source).toBe('env'); // external etcd: not ours to pause
-    const locks = newService();
+    // ttl 2: the session that replaces the lost one must outlast a just-resumed etcd under a loaded CI machine
+    const locks = newService({ ttl: 2 });
     const lock = await locks.acquire('deadline');
     etcd.members[0].pause();
     try {
