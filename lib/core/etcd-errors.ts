@@ -3,7 +3,7 @@ import { LockConfigurationError } from './lock.errors.js';
 import * as messages from './lock.messages.js';
 
 // what grpc-js and OpenSSL say when a TLS handshake fails, on our side and on etcd's
-const SERVER_NOT_TRUSTED = /unable to verify|self[- ]signed certificate|unable to get local issuer|certificate has expired|does not match certificate|ERR_TLS_CERT/i;
+const SERVER_NOT_TRUSTED = /unable to (verify|get (local )?issuer)|self[- ]signed certificate|certificate (has expired|is not yet valid|not trusted|signature failure)|does not match certificate|ERR_TLS_CERT/i;
 const CLIENT_CERT_REFUSED = /alert (bad certificate|certificate required|unknown ca|certificate unknown|handshake failure)/i;
 
 /**
