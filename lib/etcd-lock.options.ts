@@ -18,6 +18,8 @@ export interface ResolvedLockOptions {
   readonly waitTimeout: number;
   readonly ownerId: string;
   readonly connectTimeout: number;
+  /** Locks of other processes to report on events$: those whose name starts with `prefix`; undefined: none. */
+  readonly watch: { readonly prefix: string } | undefined;
 }
 
 export const DEFAULT_PREFIX = 'nestjs-etcd-lock/';
@@ -42,7 +44,18 @@ export function resolveLockOptions(options: EtcdLockModuleOptions = {}): Resolve
     waitTimeout: validateWaitTimeout(options.waitTimeout ?? DEFAULT_WAIT_TIMEOUT_MS),
     ownerId: resolveOwnerId(options.ownerId),
     connectTimeout: validateDuration('connectTimeout', options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_MS, false),
+    watch: resolveWatch(options.watch),
   };
+}
+
+function resolveWatch(watch: unknown): { prefix: string } | undefined {
+  if (watch === undefined || watch === false) return undefined;
+  if (watch === true) return { prefix: '' };
+  const prefix = (watch as { prefix?: unknown } | null)?.prefix ?? '';
+  if (typeof watch !== 'object' || typeof prefix !== 'string' || hasControlCharacter(prefix)) {
+    throw new LockConfigurationError(INVALID_OPTION('watch', `expected true, or { prefix } with a lock name prefix such as 'order:', got ${JSON.stringify(watch)}`));
+  }
+  return { prefix };
 }
 
 /** Checks a wait timeout in ms: a number ≥ 0, or Infinity to wait forever. */

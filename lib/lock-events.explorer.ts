@@ -42,7 +42,7 @@ export class LockEventsExplorer implements OnApplicationBootstrap {
       .get(options.lock, `@OnLockEvent on ${where}`)
       .service.events$
       .pipe(
-        filter(event => (!types || types.has(event.type)) && (!key || key.test(event.key))),
+        filter(event => (!types || types.has(event.type)) && (!key || key.test(event.key)) && (!options.origin || event.origin === options.origin)),
         // a macrotask: rxjs's asap scheduler is a microtask on Node, which would run a slow
         // handler before the caller of acquire() even resumes
         observeOn(asyncScheduler),

@@ -1,9 +1,11 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { setMaxListeners } from 'node:events';
 import { performance } from 'node:perf_hooks';
-import { EtcdLeaseInvalidError, isRecoverableError, type Etcd3 } from 'etcd3';
+import { CompareResult, CompareTarget, EtcdLeaseInvalidError, isRecoverableError, type Etcd3 } from 'etcd3';
 import { Subject, type Observable } from 'rxjs';
 import { AbortScope } from './core/abort-scope.js';
+import { ClusterWatch } from './core/cluster-watch.js';
+import type { LockChange } from './core/lock-table.js';
 import { createEtcdClient } from './core/etcd-client.js';
 import { configurationProblem } from './core/etcd-errors.js';
 import { retryWithBackoff } from './core/retry.js';
@@ -11,7 +13,7 @@ import { EtcdMutex, KindConflictError, QueueKeyGoneError } from './core/etcd-mut
 import { holdWatchStreamOpen } from './core/key-watch.js';
 import { canQueueTogether, covers, describeKind, type LockKind } from './core/lock-kind.js';
 import { EtcdSession } from './core/etcd-session.js';
-import { queueKey, queuePrefix, prefixEnd, validateLockKey, waitingRoomKey, waitingRoomPrefix } from './core/lock-key.js';
+import { leaseMarkerKey, queueKey, queuePrefix, prefixEnd, validateLockKey, waitingRoomKey, waitingRoomPrefix } from './core/lock-key.js';
 import {
   EtcdUnavailableError,
   LockAbortedError,
@@ -28,7 +30,7 @@ import { EtcdLockHandle, HeldLock, type HoldOwner, type LockHandle } from './cor
 import { LockInspector } from './core/lock-inspector.js';
 import { INVALID_OPTION, LOCK_KIND_CONFLICT } from './core/lock.messages.js';
 import { OwnLease } from './core/own-lease.js';
-import { ownerRecord } from './core/owner-record.js';
+import { encodeOwner, ownerRecord } from './core/owner-record.js';
 import { WaitingRoom } from './core/waiting-room.js';
 import { resolveLockKind, resolveLockOptions, resolveOwnLeaseTtl, resolveRetry, validateDuration, validateWaitTimeout, type ResolvedLockOptions } from './etcd-lock.options.js';
 import type { AcquireOptions, TryAcquireOptions } from './interfaces/acquire-options.interface.js';
@@ -75,6 +77,9 @@ export class LockService {
   private closed: Promise<void> | undefined;
   private releaseWatchStream: (() => void) | undefined;
   private readonly inspector: LockInspector;
+  /** Leases (hex) of this service's sessions: the watch reports only the others' locks. */
+  private readonly ownSessions = new Set<string>();
+  private readonly clusterWatch: ClusterWatch | undefined;
 
   constructor(options: EtcdLockModuleOptions = {}) {
     this.options = resolveLockOptions(options);
@@ -83,6 +88,10 @@ export class LockService {
     this.events$ = this.events.asObservable();
     this.inspector = new LockInspector(this.client, this.options.prefix);
     setMaxListeners(Infinity, this.closing.signal); // every acquire in flight listens to it
+    if (this.options.watch) {
+      const retryable = (err: unknown) => isUnavailable(this.toLockError(err));
+      this.clusterWatch = new ClusterWatch(this.client, this.options.prefix, this.options.watch.prefix, changes => this.emitRemote(changes), retryable);
+    }
   }
 
   /**
@@ -167,8 +176,9 @@ export class LockService {
   }
 
   /**
-   * Releases every lock and revokes the session lease (one round trip frees all keys, so
-   * waiters elsewhere need not wait a TTL), then closes the etcd client if it created it.
+   * Releases every held lock (one transaction per 100) and revokes the session lease, which
+   * frees every other key at once, so waiters elsewhere need not wait a TTL; then closes the
+   * etcd client if it created it.
    */
   close(): Promise<void> {
     return (this.closed ??= this.shutdown());
@@ -177,7 +187,10 @@ export class LockService {
   private async shutdown(): Promise<void> {
     this.closing.abort(new LockServiceClosedError());
     const session = await this.session?.catch(() => undefined);
+    this.clusterWatch?.stop();
     const held = [...this.held];
+    // deleted before the lease is revoked: a revoke deletes keys the way an expiry does, and watchers would report them expired
+    await this.releaseKeys(held);
     for (const lock of held) this.end(lock, 'released');
     await Promise.all(held.map(lock => lock.ownLeaseRevoked)); // hard-TTL locks' keys go before the client closes
     this.releaseWatchStream?.();
@@ -324,13 +337,32 @@ export class LockService {
     return configurationProblem(err, hosts, this.options.prefix) ?? new EtcdUnavailableError(hosts, err);
   }
 
+  /**
+   * Deletes the keys of `held` (each guarded by its create revision, one request per 100),
+   * within connectTimeout; what is left goes with the lease.
+   */
+  private async releaseKeys(held: HeldLock[]): Promise<void> {
+    const guardedDelete = (lock: HeldLock) => {
+      const key = Buffer.from(lock.mutex.etcdKey);
+      const guard = { key, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: lock.token.toString() };
+      return { request_txn: { compare: [guard], success: [{ request_delete_range: { key } }], failure: [] } };
+    };
+    const deadline = Date.now() + this.options.connectTimeout;
+    const requests = [];
+    for (let i = 0; i < held.length; i += 100) {
+      const success = held.slice(i, i + 100).map(guardedDelete);
+      requests.push(this.client.kv.txn({ compare: [], success, failure: [] }, { deadline }).catch(() => undefined));
+    }
+    await Promise.all(requests);
+  }
+
   /** What lock handles call back into. */
   private readonly holdOwner: HoldOwner = { releaseHold: held => this.releaseHold(held), renewHold: (held, ttl) => this.renewHold(held, ttl) };
 
   /** A hard-TTL lock: moves the freshly acquired key onto a lease of its own, or gives it back. */
   private async pinToOwnLease(held: HeldLock, ttl: number): Promise<void> {
     try {
-      const own = await OwnLease.take(this.client, held.mutex, ttl, this.options.connectTimeout);
+      const own = await OwnLease.take(this.client, held.mutex, ttl, this.options.connectTimeout, this.leaseMarker);
       if (!own) throw new LockLostError(held.key, 'key-deleted');
       held.ownLease = own;
       own.onDeadline(() => this.end(held, 'ttl-expired'));
@@ -462,10 +494,24 @@ export class LockService {
     this.emit({ type: 'skipped', key });
   }
 
-  /** Nest lifecycle hook: opens the session at startup, so a bad TTL or an unreachable etcd fails bootstrap. */
+  /**
+   * Nest lifecycle hook: opens the session at startup, so a bad TTL or an unreachable etcd
+   * fails bootstrap; with `watch`, also waits until the watch runs.
+   */
   async onModuleInit(): Promise<void> {
     await this.currentSession();
     await this.checkAccess();
+    await this.watching();
+  }
+
+  /**
+   * Resolves once the `watch` option's watch runs (at once without it): remote events from
+   * then on are reported. Rejects with the reason it could not start (it retries meanwhile if
+   * etcd was unreachable).
+   * @internal used by onModuleInit and the CLI's watch
+   */
+  async watching(): Promise<void> {
+    if (this.clusterWatch) await this.answer(() => this.clusterWatch!.ready);
   }
 
   /**
@@ -504,14 +550,31 @@ export class LockService {
 
   private openSession(): Promise<EtcdSession> {
     this.releaseWatchStream ??= holdWatchStreamOpen(this.client, `${this.options.prefix}\u0000idle`);
-    const opening = EtcdSession.open(this.client, this.options.ttl, this.options.connectTimeout, expired => {
+    const opening = EtcdSession.open(this.client, this.options.ttl, this.options.connectTimeout, this.leaseMarker, expired => {
       // a hard-TTL lock lives by its own lease, not the session's
       for (const held of [...this.held]) if (held.session === expired && !held.ownLease) this.end(held, 'session-expired');
-    }).catch(err => {
-      if (this.session === opening) this.session = undefined; // the next acquire tries again
-      throw this.toLockError(err);
-    });
+    }).then(
+      session => {
+        this.ownSessions.add(session.leaseHex);
+        return session;
+      },
+      err => {
+        if (this.session === opening) this.session = undefined; // the next acquire tries again
+        throw this.toLockError(err);
+      },
+    );
     return opening;
+  }
+
+  /** Every lease this service puts keys on carries this marker (see leaseMarkerKey). */
+  private readonly leaseMarker = (leaseHex: string) => ({ key: leaseMarkerKey(this.options.prefix, leaseHex), value: encodeOwner(ownerRecord(this.options.ownerId)) });
+
+  /** The watch's changes to other processes' locks, as remote events. */
+  private emitRemote(changes: LockChange[]): void {
+    for (const { sessionLease, ...change } of changes) {
+      if (this.ownSessions.has(sessionLease)) continue; // ours: reported as local events
+      this.events.next({ ...change, origin: 'remote', at: new Date() });
+    }
   }
 
   private emit(event: Omit<LockEvent, 'owner' | 'origin' | 'at'>): void {

@@ -3,7 +3,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { expectEtcdClean } from './support/etcd-state.js';
 import { useEtcdAndWorkers } from './support/worker-fixture.js';
-import { runCli } from './support/run-cli.js';
+import { runCli, startCli } from './support/run-cli.js';
 
 const PREFIX = 'cli-spec/';
 const fixture = useEtcdAndWorkers(PREFIX, 2);
@@ -93,6 +93,41 @@ describe('nestjs-etcd-lock CLI', () => {
     const bad = await cli(['info', 'a\u0001b']);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('Invalid lock key');
+  });
+});
+
+describe('nestjs-etcd-lock watch', () => {
+  it('prints other processes\' locks as they are acquired, released and expire, as lines or JSON lines, until Ctrl-C (exit 0)', async () => {
+    const env = { ETCDCTL_ENDPOINTS: fixture.etcd.endpoints.join(','), NESTJS_ETCD_LOCK_PREFIX: PREFIX };
+    const json = startCli(['watch', 'ship:', '--json'], env);
+    const lines = startCli(['watch'], env);
+    try {
+      await json.stderr.waitFor(line => line.startsWith('Watching locks whose name starts with "ship:"'), 15_000, () => 'the JSON watch did not start');
+      await lines.stderr.waitFor(line => line.startsWith('Watching locks;'), 15_000, () => 'the watch did not start');
+      const [a, b] = await startWorkers(2);
+      const t1 = (await a.request<{ token: bigint }>({ op: 'acquire', key: 'ship:1' })).token;
+      await a.request({ op: 'acquire', key: 'dock:1' }); // outside the JSON watch's prefix
+      await a.request({ op: 'release', key: 'ship:1' });
+      const t2 = (await b.request<{ token: bigint }>({ op: 'acquire', key: 'ship:2' })).token;
+      await b.signal('SIGKILL');
+      await json.stdout.waitFor(line => line.includes('"expired"'), 10_000, () => `no expired line: ${json.stdout.items.join('\n')}`);
+      await lines.stdout.waitFor(line => / expired +ship:2 /.test(line), 10_000, () => `no expired line: ${lines.stdout.items.join('\n')}`);
+
+      const events = json.stdout.items.map(line => JSON.parse(line) as { type: string; key: string; token: string; owner: string; origin: string; reason?: string });
+      expect(events.map(e => [e.type, e.key, e.token, e.origin, e.reason])).toEqual([
+        ['acquired', 'ship:1', t1.toString(), 'remote', undefined],
+        ['released', 'ship:1', t1.toString(), 'remote', undefined],
+        ['acquired', 'ship:2', t2.toString(), 'remote', undefined],
+        ['expired', 'ship:2', t2.toString(), 'remote', 'session-expired'],
+      ]);
+      expect(events[3].owner).toContain(`:${b.process.pid}:`);
+      const printed = lines.stdout.items.map(line => line.split(/ {2,}/).slice(1, 3).join(' '));
+      expect(printed).toEqual(['acquired ship:1', 'acquired dock:1', 'released ship:1', 'acquired ship:2', 'expired ship:2']);
+      expect(lines.stdout.items[4]).toMatch(new RegExp(`^\\d{4}-\\d\\d-\\d\\dT.*Z  expired   ship:2  .*:${b.process.pid}:.*  token ${t2}  session-expired  held \\d+\\.\\d s$`));
+    } finally {
+      expect(await json.stop()).toBe(0);
+      expect(await lines.stop('SIGTERM')).toBe(0);
+    }
   });
 });
 

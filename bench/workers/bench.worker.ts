@@ -69,7 +69,8 @@ async function scale(prefix: string, count: number, concurrency: number): Promis
     for (let i = 0; i < 3; i++) gc();
     const heapBytesPerLock = (process.memoryUsage().heapUsed - heapBefore) / count;
     const res = await client.kv.range({ key: Buffer.from(prefix), range_end: prefixEnd(Buffer.from(prefix)), keys_only: true });
-    const leasesOfHeldKeys = new Set(res.kvs.map(kv => String(kv.lease))).size;
+    const queueKeys = res.kvs.filter(kv => !kv.key.toString().startsWith(`${prefix}\u0000`)); // not the session's lease marker
+    const leasesOfHeldKeys = new Set(queueKeys.map(kv => String(kv.lease))).size;
     const leasesInEtcdHeld = await leaseCount();
     const releaseStarted = performance.now();
     next = 0;
@@ -87,7 +88,7 @@ async function scale(prefix: string, count: number, concurrency: number): Promis
       gcExposed: typeof (globalThis as { gc?: unknown }).gc === 'function',
       rpc,
       leasesOfHeldKeys,
-      heldKeys: res.kvs.length,
+      heldKeys: queueKeys.length,
       leasesInEtcdBefore,
       leasesInEtcdHeld,
     };

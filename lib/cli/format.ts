@@ -1,8 +1,9 @@
+import type { LockEvent } from '../interfaces/lock-event.interface.js';
 import type { LockHolderInfo, LockInfo, LockOwnerInfo } from '../interfaces/lock-info.interface.js';
 
-/** JSON with bigint tokens as strings: what `--json` prints. */
-export function toJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2);
+/** JSON with bigint tokens as strings: what `--json` prints (`indent` 0: one line). */
+export function toJson(value: unknown, indent = 2): string {
+  return JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), indent);
 }
 
 /** Columns padded to their widest cell, a header first. */
@@ -54,4 +55,12 @@ export function formatInfo(key: string, info: LockInfo | null): string {
   ];
   const title = `Lock "${info.key}"${info.limit ? ` (semaphore, limit ${info.limit})` : ''}: ${info.holders.length} holding, ${info.waiters.length + info.unfairWaiters.length} waiting`;
   return `${title}\n${table(['', 'OWNER', 'PID', 'HOST', 'TOKEN', 'MODE', 'STATE'], rows)}`;
+}
+
+/** `watch`: one line per event, e.g. `2026-12-02T03:04:05.678Z  expired   order:7  app@host:42  token 1234  session-expired  held 3.2 s`. */
+export function formatEvent(event: LockEvent): string {
+  const parts = [event.at.toISOString(), event.type.padEnd(8), event.key, event.owner, `token ${event.token}`];
+  if (event.reason) parts.push(event.reason);
+  if (event.heldMs !== undefined) parts.push(`held ${(event.heldMs / 1000).toFixed(1)} s`);
+  return parts.join('  ');
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The operator CLI: `nestjs-etcd-lock list | info <key> | unlock <key>`, against the etcd the
+// The operator CLI: `nestjs-etcd-lock list | info <key> | unlock <key> | watch [prefix]`, against the etcd the
 // apps use. Connection flags mirror etcdctl's, and so do their environment variables.
 import { readFileSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import type { IOptions } from 'etcd3';
 import { LockError } from '../core/lock.errors.js';
 import { LockService } from '../lock.service.js';
-import { formatInfo, formatList, toJson } from './format.js';
+import { formatEvent, formatInfo, formatList, toJson } from './format.js';
 
 const USAGE = `Usage: nestjs-etcd-lock <command> [options]
 
@@ -16,6 +16,8 @@ Commands:
   list [prefix]     held locks (whose name starts with prefix), with holder and waiters
   info <key>        who holds <key>, and who waits for it, in order
   unlock <key>      force-unlock <key>: removes its current holder's key only (asks first)
+  watch [prefix]    print locks (whose name starts with prefix) as they are acquired, released,
+                    expire (the holder's lease ran out) or are force-unlocked, until Ctrl-C
 
 Options (environment variable in brackets):
   --endpoints <urls>   comma-separated etcd endpoints [ETCDCTL_ENDPOINTS] (default 127.0.0.1:2379)
@@ -24,7 +26,7 @@ Options (environment variable in brackets):
   --cacert <file>      CA bundle to verify etcd's certificate [ETCDCTL_CACERT]
   --cert <file>        client certificate, for mTLS [ETCDCTL_CERT]
   --key <file>         client private key, for mTLS [ETCDCTL_KEY]
-  --json               print JSON instead of a table
+  --json               print JSON instead of a table (watch: one JSON object per line)
   --yes                unlock without asking
   --help
 
@@ -82,12 +84,21 @@ async function run(argv: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  if (!command || !['list', 'info', 'unlock'].includes(command)) throw new UsageError(command ? `unknown command "${command}"` : 'a command is needed');
-  if (command !== 'list' && !arg) throw new UsageError(`${command} needs a lock name`);
+  if (!command || !['list', 'info', 'unlock', 'watch'].includes(command)) throw new UsageError(command ? `unknown command "${command}"` : 'a command is needed');
+  if (command !== 'list' && command !== 'watch' && !arg) throw new UsageError(`${command} needs a lock name`);
   if (extra.length > 0) throw new UsageError(`unexpected ${extra.join(' ')}`);
   const { etcd, prefix } = connection(values);
-  const locks = new LockService({ etcd, prefix, ownerId: `${userInfo().username}@${hostname()} (nestjs-etcd-lock CLI)` });
+  const watch = command === 'watch' ? { prefix: arg ?? '' } : undefined;
+  const locks = new LockService({ etcd, prefix, ownerId: `${userInfo().username}@${hostname()} (nestjs-etcd-lock CLI)`, watch });
   try {
+    if (command === 'watch') {
+      await locks.watching();
+      console.error(`Watching locks${arg ? ` whose name starts with "${arg}"` : ''}; Ctrl-C to stop.`);
+      // this service takes no lock: every event is another process's
+      locks.events$.subscribe(event => console.log(values.json ? toJson(event, 0) : formatEvent(event)));
+      await new Promise(resolve => ['SIGINT', 'SIGTERM'].forEach(signal => process.once(signal, resolve)));
+      return 0;
+    }
     if (command === 'list') {
       const listed = await locks.listLocks(arg ?? '');
       console.log(values.json ? toJson(listed) : formatList(listed));

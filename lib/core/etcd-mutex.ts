@@ -221,12 +221,17 @@ export class EtcdMutex {
 
   /**
    * Puts our key, still the one we created, on another lease (a hard-TTL lock's own). A put
-   * keeps the create revision: the token and our place stay. False if the key is gone.
+   * keeps the create revision: the token and our place stay. The lease's marker is put with
+   * it. False if the key is gone.
    */
-  async moveToLease(leaseId: string): Promise<boolean> {
+  async moveToLease(leaseId: string, marker: { key: string; value: Buffer }): Promise<boolean> {
     const res = await this.client.kv.txn({
       compare: [{ key: this.key, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: this.revision!.toString() }],
-      success: [{ request_put: { key: this.key, value: encodeOwner(this.record), lease: leaseId } }],
+      success: [
+        { request_put: { key: this.key, value: encodeOwner(this.record), lease: leaseId } },
+        // the lease's marker goes with the key, on the lease: see leaseMarkerKey
+        { request_put: { key: Buffer.from(marker.key), value: marker.value, lease: leaseId } },
+      ],
       failure: [],
     });
     return res.succeeded;

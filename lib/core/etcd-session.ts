@@ -7,6 +7,9 @@ import { QueueSlots } from './queue-slots.js';
 import { retryWithBackoff, sleep } from './retry.js';
 import { grantLease } from './lease-grant.js';
 
+/** The marker key (and its value) a lease carries, by lease id in hex (see leaseMarkerKey). */
+export type LeaseMarker = (leaseHex: string) => { key: string; value: Buffer };
+
 type KeepAliveStream = IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>;
 
 /**
@@ -44,13 +47,18 @@ export class EtcdSession {
    * Grants the lease (with an id chosen here, so a grant retried after an unknown outcome
    * cannot leak a second lease) and starts keeping it alive.
    */
-  static async open(client: Etcd3, ttl: number, timeoutMs: number, onExpired: (session: EtcdSession) => void): Promise<EtcdSession> {
+  static async open(client: Etcd3, ttl: number, timeoutMs: number, marker: LeaseMarker, onExpired: (session: EtcdSession) => void): Promise<EtcdSession> {
     const { id: leaseId, ttl: grantedTtl, sentAt } = await grantLease(client, ttl, timeoutMs);
     const session = new EtcdSession(client, leaseId, grantedTtl, sentAt, onExpired);
-    if (grantedTtl > ttl) {
+    try {
       // etcd raises a TTL below its minimum without saying so; refuse rather than hold longer than asked
+      if (grantedTtl > ttl) throw new LockConfigurationError(TTL_BELOW_MINIMUM(ttl, grantedTtl));
+      // the lease's marker, on the lease: etcd deletes it with our keys when the lease ends, which tells watchers an expiry from a release
+      const put = marker(session.leaseHex);
+      await client.kv.put({ key: Buffer.from(put.key), value: put.value, lease: leaseId }, { deadline: Date.now() + timeoutMs });
+    } catch (err) {
       await session.close();
-      throw new LockConfigurationError(TTL_BELOW_MINIMUM(ttl, grantedTtl));
+      throw err;
     }
     return session;
   }

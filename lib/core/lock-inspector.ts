@@ -1,7 +1,7 @@
 import { CompareResult, CompareTarget, SortOrder, SortTarget, type Etcd3, type IKeyValue } from 'etcd3';
 import type { LockHolderInfo, LockInfo, LockOwnerInfo } from '../interfaces/lock-info.interface.js';
 import { EXCLUSIVE, kindOfKey, type LockKind } from './lock-kind.js';
-import { decodeLockKey, encodeLockKey, prefixEnd, queuePrefix, waitingRoomPrefix } from './lock-key.js';
+import { encodeLockKey, parseLockPrefixKey, prefixEnd, queuePrefix, waitingRoomPrefix } from './lock-key.js';
 import { decodeOwner, encodeOwner } from './owner-record.js';
 
 /** How many keys at the front of a queue hold the lock, from their kinds in queue order. */
@@ -44,13 +44,11 @@ export class LockInspector {
     const res = await this.client.kv.range({ key: from, range_end: prefixEnd(from), sort_order: SortOrder.Ascend, sort_target: SortTarget.Create });
     const queues = new Map<string, { queue: IKeyValue[]; room: IKeyValue[] }>();
     for (const kv of res.kvs) {
-      const key = kv.key.toString();
-      const segment = key.slice(this.prefix.length, key.lastIndexOf('/'));
-      const inRoom = segment.endsWith('%u');
-      const name = decodeLockKey(inRoom ? segment.slice(0, -2) : segment);
-      const entry = queues.get(name) ?? { queue: [], room: [] };
-      (inRoom ? entry.room : entry.queue).push(kv);
-      queues.set(name, entry);
+      const parsed = parseLockPrefixKey(this.prefix, kv.key.toString());
+      if (parsed?.type !== 'queue' && parsed?.type !== 'room') continue; // a lease marker
+      const entry = queues.get(parsed.name) ?? { queue: [], room: [] };
+      (parsed.type === 'room' ? entry.room : entry.queue).push(kv);
+      queues.set(parsed.name, entry);
     }
     const infos = await Promise.all([...queues].map(([name, { queue, room }]) => this.describe(name, queue, room)));
     return infos.filter((info): info is LockInfo => info?.holder !== undefined).sort((a, b) => a.key.localeCompare(b.key));

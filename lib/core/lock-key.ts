@@ -93,3 +93,32 @@ export function newestKeys(prefix: Buffer, limit: number, before?: bigint): IReq
     },
   };
 }
+
+/**
+ * The key that marks a lease as ours, put on that lease: `<prefix>\0lease/<lease hex>`. etcd
+ * deletes it with the lease's other keys in one revision when the lease ends (expiry, or a
+ * revoke after a loss), so a watcher tells a holder whose lease ran out from one that
+ * released: a release deletes the holder key alone. `\0` starts no lock name.
+ */
+export function leaseMarkerKey(prefix: string, leaseHex: string): string {
+  return `${prefix}\u0000lease/${leaseHex}`;
+}
+
+/** What a key under the lock prefix is: a queue key of a lock, an unfair waiter's, a lease marker, or none of ours. */
+export type LockPrefixKey =
+  | { readonly type: 'queue'; readonly name: string; readonly queuePrefixLength: number; readonly leaseHex: string }
+  | { readonly type: 'room'; readonly name: string }
+  | { readonly type: 'lease-marker'; readonly leaseHex: string };
+
+/** Reads a key under `prefix` (see {@link queueKey}, {@link waitingRoomKey}, {@link leaseMarkerKey}). */
+export function parseLockPrefixKey(prefix: string, key: string): LockPrefixKey | undefined {
+  const rest = key.slice(prefix.length);
+  const marker = '\u0000lease/';
+  if (rest.startsWith(marker)) return { type: 'lease-marker', leaseHex: rest.slice(marker.length) };
+  const slash = rest.lastIndexOf('/');
+  if (rest.startsWith('\u0000') || slash < 1) return undefined; // the library's other internal keys
+  const segment = rest.slice(0, slash);
+  if (segment.endsWith('%u')) return { type: 'room', name: decodeLockKey(segment.slice(0, -2)) };
+  // <kind tag>-<lease hex>-<slot>
+  return { type: 'queue', name: decodeLockKey(segment), queuePrefixLength: prefix.length + slash + 1, leaseHex: rest.slice(slash + 1).split('-')[1] ?? '' };
+}

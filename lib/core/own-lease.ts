@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Etcd3 } from 'etcd3';
 import type { EtcdMutex } from './etcd-mutex.js';
+import type { LeaseMarker } from './etcd-session.js';
 import { grantLease } from './lease-grant.js';
 import { LockConfigurationError } from './lock.errors.js';
 import { TTL_BELOW_MINIMUM } from './lock.messages.js';
@@ -21,11 +22,12 @@ export class OwnLease {
     private id: string,
     private validUntil: number,
     private readonly timeoutMs: number,
+    private readonly marker: LeaseMarker,
   ) {}
 
   /** Moves the holder key of `mutex` onto a new lease of `ttl` s; null if the key is gone. */
-  static async take(client: Etcd3, mutex: EtcdMutex, ttl: number, timeoutMs: number): Promise<OwnLease | null> {
-    const lease = new OwnLease(client, '0', 0, timeoutMs);
+  static async take(client: Etcd3, mutex: EtcdMutex, ttl: number, timeoutMs: number, marker: LeaseMarker): Promise<OwnLease | null> {
+    const lease = new OwnLease(client, '0', 0, timeoutMs, marker);
     return (await lease.renew(mutex, ttl)) ? lease : null;
   }
 
@@ -47,7 +49,7 @@ export class OwnLease {
       void this.revokeLease(granted.id);
       throw new LockConfigurationError(TTL_BELOW_MINIMUM(ttl, granted.ttl));
     }
-    if (!(await mutex.moveToLease(granted.id))) {
+    if (!(await mutex.moveToLease(granted.id, this.marker(BigInt(granted.id).toString(16))))) {
       void this.revokeLease(granted.id);
       return false;
     }

@@ -42,4 +42,15 @@ export interface EtcdLockModuleOptions {
    * @default 409
    */
   conflictStatus?: number;
+  /**
+   * Also report the locks of other processes on `events$` and `@OnLockEvent`, with
+   * `origin: 'remote'`: `acquired`, `released`, `expired` (the holder's lease ran out: it
+   * crashed or lost etcd) and `lost` (reason 'forced': an operator force-unlocked it). `true`
+   * watches every lock under the prefix; `{ prefix: 'order:' }` only the locks whose name
+   * starts with 'order:'. One watch on etcd per service, resumed after a reconnect without
+   * losing or repeating events. Holders that run this version or later tell an expiry from
+   * a release (their lease carries a marker key).
+   * @default false
+   */
+  watch?: boolean | { prefix?: string };
 }

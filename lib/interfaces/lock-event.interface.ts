@@ -5,8 +5,8 @@ export type LockEventType =
   | 'waiting' // queued behind another holder
   | 'acquired'
   | 'released'
-  | 'lost' // session expired, key deleted or force-unlocked while held
-  | 'expired' // held past its maxHold: released on purpose, the signal aborted
+  | 'lost' // session expired, key deleted or force-unlocked while held (remote: force-unlocked)
+  | 'expired' // held past its maxHold or a hard-TTL lock's ttl, the signal aborted (remote: the holder's lease ran out)
   | 'timeout' // waitTimeout passed while queued
   | 'skipped'; // tryWithLock or onContention 'skip': the lock was busy, the function did not run
 
@@ -22,12 +22,12 @@ export interface LockEvent {
   readonly owner: string;
   /** Fencing token of the holder, when there is one. */
   readonly token?: bigint;
-  /** 'local': a lock of this LockService. */
+  /** 'local': a lock of this LockService; 'remote': another process's, reported by the `watch` option. */
   readonly origin: 'local' | 'remote';
   readonly at: Date;
   /** On `acquired` and `timeout`: how long the acquire waited. */
   readonly waitedMs?: number;
-  /** On `released`, `lost` and `expired`: how long the lock was held. */
+  /** On `released`, `lost` and `expired`: how long the lock was held (remote: since this watch saw it start; absent if it started before). */
   readonly heldMs?: number;
   /** On `lost` and `expired`: why. */
   readonly reason?: LockLossReason;

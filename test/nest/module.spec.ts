@@ -30,7 +30,7 @@ import {
   type EtcdLockModuleOptions,
   type LockEvent,
 } from '../../lib/index.js';
-import { expectEtcdClean } from '../support/etcd-state.js';
+import { expectEtcdClean, lockKeys } from '../support/etcd-state.js';
 
 const PREFIX = 'module-spec/';
 let etcd: EtcdHandle;
@@ -171,7 +171,7 @@ async function closeApp(app: INestApplication): Promise<void> {
 }
 
 async function queueKeys(prefix: string): Promise<string[]> {
-  return admin.getAll().prefix(prefix).keys();
+  return lockKeys(admin, prefix);
 }
 
 /** Acquires through the app's LockService and checks the queue key lives under `prefix`. */

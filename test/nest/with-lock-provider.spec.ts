@@ -21,7 +21,7 @@ import {
   type LockEventType,
 } from '../../lib/index.js';
 import { Ledger, PaymentsService, ordersModule, type Span } from '../fixtures/orders.app.js';
-import { expectEtcdClean } from '../support/etcd-state.js';
+import { expectEtcdClean, lockKeys } from '../support/etcd-state.js';
 import { NestAppProcess } from '../support/nest-app-process.js';
 import { EventList } from '../support/event-list.js';
 
@@ -263,7 +263,7 @@ describe('@WithLock on a provider method (wrapped at bootstrap)', () => {
     expect((missingArg as Error).message).toMatch(/<<orderId>>/);
 
     expect(await revision()).toBe(before); // not even a put and delete
-    expect(await admin.getAll().prefix(PREFIX).keys()).toEqual([]);
+    expect(await lockKeys(admin, PREFIX)).toEqual([]);
     expect(log.events.slice(from)).toEqual([]);
     expect(await ledger.read('charged-undefined')).toBe(0);
   });

@@ -17,4 +17,17 @@ export async function expectEtcdClean(client: Etcd3, prefix: string, graceMs = 5
   expect(leases).toEqual([]);
 }
 
+/**
+ * The keys under `prefix` that belong to locks (queue and waiting-room keys), without the
+ * lease marker each open session keeps (`<its prefix>\0lease/<lease>`, see leaseMarkerKey).
+ */
+export async function lockKeys(client: Etcd3, prefix: string): Promise<string[]> {
+  return (await client.getAll().prefix(prefix).keys()).filter(key => !isInternalKey(key));
+}
+
+/** A key of the library's own (a lease marker, say): a NUL follows its prefix, and no lock name has one. */
+export function isInternalKey(key: string | Buffer): boolean {
+  return key.toString().includes('\u0000');
+}
+
 export { metric } from '../../harness/etcd-metrics.js';

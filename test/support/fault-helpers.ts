@@ -3,6 +3,7 @@ import { SortOrder, SortTarget, type Etcd3 } from 'etcd3';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { prefixEnd } from '../../lib/core/lock-key.js';
 import { decodeOwner } from '../../lib/core/owner-record.js';
+import { isInternalKey } from './etcd-state.js';
 import type { LockWorker } from './lock-worker.js';
 
 /** Holds announced so far by all workers ('in-section' events). */
@@ -27,7 +28,7 @@ export async function holdAnnounced(workers: LockWorker[], count: number, timeou
 /** The queue under `prefix`, holder first: each key's process (from its owner record) and lease. */
 export async function queueEntries(admin: Etcd3, prefix: string): Promise<{ pid: number; lease: string }[]> {
   const res = await admin.kv.range({ key: Buffer.from(prefix), range_end: prefixEnd(Buffer.from(prefix)), sort_order: SortOrder.Ascend, sort_target: SortTarget.Create });
-  return res.kvs.map(kv => ({ pid: decodeOwner(kv.value).pid, lease: String(kv.lease) }));
+  return res.kvs.filter(kv => !isInternalKey(kv.key)).map(kv => ({ pid: decodeOwner(kv.value).pid, lease: String(kv.lease) }));
 }
 
 /** The pids of the processes queued under `prefix`, holder first. */

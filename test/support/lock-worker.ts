@@ -12,6 +12,8 @@ export interface WorkerEvent {
   key?: string;
   token?: bigint;
   reason?: string;
+  origin?: 'local' | 'remote';
+  owner?: string;
   code?: string;
   passes?: number[];
   at: number;
@@ -47,12 +49,13 @@ export class LockWorker {
   }
 
   /** `registerEndpoints`: where the worker reaches the fenced register, when not through `endpoints`. */
-  static start(endpoints: string[], prefix: string, ttl = 1, registerEndpoints?: string[]): Promise<LockWorker> {
+  /** `watch`: the LockService's watch option. */
+  static start(endpoints: string[], prefix: string, ttl = 1, registerEndpoints?: string[], watch?: true | { prefix: string }): Promise<LockWorker> {
     const child = fork(WORKER, [], {
       cwd: ROOT,
       execArgv: ['--import', 'tsx'],
       serialization: 'advanced', // bigint fencing tokens cross the IPC channel as they are
-      env: { ...process.env, ETCD_ENDPOINTS: endpoints.join(','), LOCK_PREFIX: prefix, LOCK_TTL: String(ttl), NODE_OPTIONS: '', ...(registerEndpoints && { REGISTER_ENDPOINTS: registerEndpoints.join(',') }) },
+      env: { ...process.env, ETCD_ENDPOINTS: endpoints.join(','), LOCK_PREFIX: prefix, LOCK_TTL: String(ttl), NODE_OPTIONS: '', ...(registerEndpoints && { REGISTER_ENDPOINTS: registerEndpoints.join(',') }), ...(watch && { LOCK_WATCH: JSON.stringify(watch) }) },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     const worker = new LockWorker(child);

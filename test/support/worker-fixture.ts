@@ -2,7 +2,7 @@
 // an admin client on it, and the workers a test started stopped after it.
 import { afterAll, afterEach, beforeAll } from '@jest/globals';
 import type { Etcd3 } from 'etcd3';
-import { startEtcd, type EtcdHandle } from '../../harness/etcd.js';
+import { startEtcd, startEtcdCluster, type EtcdHandle } from '../../harness/etcd.js';
 import { createEtcdClient } from '../../lib/core/etcd-client.js';
 import { LockWorker } from './lock-worker.js';
 
@@ -10,13 +10,16 @@ export interface WorkerFixture {
   readonly etcd: EtcdHandle;
   /** no circuit breaker after a restart, unlike etcd3's default client */
   readonly admin: Etcd3;
-  /** Starts `count` workers on `prefix` with lease TTL `ttl` s; stopped after the test. */
-  startWorkers(count: number): Promise<LockWorker[]>;
+  /** Starts `count` workers on `prefix` with lease TTL `ttl` s (and the `watch` option, if given); stopped after the test. */
+  startWorkers(count: number, watch?: true | { prefix: string }): Promise<LockWorker[]>;
   stopWorkers(): Promise<void>;
 }
 
-/** Registers the file's hooks; call it at the top level of a spec. */
-export function useEtcdAndWorkers(prefix: string, ttl: number): WorkerFixture {
+/**
+ * Registers the file's hooks; call it at the top level of a spec. `restartable`: an etcd
+ * member of our own (never ETCD_ENDPOINTS), which the tests can stop and start.
+ */
+export function useEtcdAndWorkers(prefix: string, ttl: number, { restartable = false } = {}): WorkerFixture {
   let etcd: EtcdHandle | undefined;
   let admin: Etcd3 | undefined;
   let workers: LockWorker[] = [];
@@ -25,7 +28,7 @@ export function useEtcdAndWorkers(prefix: string, ttl: number): WorkerFixture {
     workers = [];
   };
   beforeAll(async () => {
-    etcd = await startEtcd();
+    etcd = restartable ? await startEtcdCluster(1) : await startEtcd();
     admin = createEtcdClient({ hosts: etcd.endpoints });
   });
   afterEach(stopWorkers);
@@ -40,8 +43,8 @@ export function useEtcdAndWorkers(prefix: string, ttl: number): WorkerFixture {
     get admin() {
       return admin!;
     },
-    async startWorkers(count) {
-      const started = await Promise.all(Array.from({ length: count }, () => LockWorker.start(etcd!.endpoints, prefix, ttl)));
+    async startWorkers(count, watch) {
+      const started = await Promise.all(Array.from({ length: count }, () => LockWorker.start(etcd!.endpoints, prefix, ttl, undefined, watch)));
       workers.push(...started);
       return started;
     },

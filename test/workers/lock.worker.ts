@@ -7,7 +7,7 @@ import { FencedRegister } from '../support/fenced-register.js';
 
 export type WorkerCommand =
   // `as` names the handle, for several holds of one key in one process (default: the key)
-  | { op: 'acquire'; key: string; waitTimeout?: number; options?: LockKindOptions; as?: string }
+  | { op: 'acquire'; key: string; waitTimeout?: number; options?: LockKindOptions & Pick<AcquireOptions, 'autoRenew' | 'ttl'>; as?: string }
   | { op: 'tryAcquire'; key: string; options?: LockKindOptions; as?: string }
   | { op: 'release'; key: string; as?: string }
   | { op: 'probe'; key: string }
@@ -16,6 +16,7 @@ export type WorkerCommand =
   | { op: 'fenced-loop'; key: string; register: string; cycles: number; holdMs: number; waitTimeout: number }
   | { op: 'occupancy-loop'; key: string; counterKey: string; cycles: number; holdMs: number; options: LockKindOptions[] }
   | { op: 'clock' }
+  | { op: 'watching' } // resolves once the LOCK_WATCH watch runs
   | { op: 'close' };
 
 /** One hold in the fenced loop, as its holder saw it (wall-clock ms comparable across processes). */
@@ -67,11 +68,13 @@ export interface CriticalSection {
 const now = () => performance.timeOrigin + performance.now();
 const send = (message: unknown) => process.send?.(message);
 const hosts = process.env.ETCD_ENDPOINTS!.split(',');
-const service = new LockService({ etcd: { hosts }, prefix: process.env.LOCK_PREFIX, ttl: Number(process.env.LOCK_TTL ?? 1) });
+// LOCK_WATCH: the watch option, as JSON (true, or { prefix })
+const watch = process.env.LOCK_WATCH ? (JSON.parse(process.env.LOCK_WATCH) as boolean | { prefix: string }) : undefined;
+const service = new LockService({ etcd: { hosts }, prefix: process.env.LOCK_PREFIX, ttl: Number(process.env.LOCK_TTL ?? 1), watch });
 // the protected resource may be reachable when the lock's etcd is not (a partition, a proxy)
 const etcd = new Etcd3({ hosts: process.env.REGISTER_ENDPOINTS?.split(',') ?? hosts });
 const handles = new Map<string, LockHandle>();
-service.events$.subscribe(e => send({ event: e.type, key: e.key, token: e.token, reason: e.reason, at: now() }));
+service.events$.subscribe(e => send({ event: e.type, key: e.key, token: e.token, reason: e.reason, origin: e.origin, owner: e.owner, at: now() }));
 
 async function run(command: WorkerCommand): Promise<unknown> {
   switch (command.op) {
@@ -135,6 +138,8 @@ async function run(command: WorkerCommand): Promise<unknown> {
       return fencedLoop(command);
     case 'occupancy-loop':
       return occupancyLoop(command);
+    case 'watching':
+      return service.watching();
     case 'clock':
       return now(); // the test compares it with its own clock: processes' wall clocks differ by up to ms
     case 'close':
