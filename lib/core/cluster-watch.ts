@@ -33,7 +33,7 @@ export class ClusterWatch {
     private readonly prefix: string,
     namePrefix: string,
     private readonly onChanges: (changes: LockChange[]) => void,
-    /** Whether an error is worth another try (etcd unreachable), or ends the watch (refused). */
+    /** Whether an error before the first start is worth another try (etcd unreachable), or ends the watch (refused). */
     private readonly retryable: (err: unknown) => boolean,
   ) {
     this.table = new LockTable(prefix, namePrefix);
@@ -49,17 +49,23 @@ export class ClusterWatch {
     this.drop(true);
   }
 
-  /** Waits for trouble, then resumes (or reloads), with backoff while etcd is away; until stopped or refused. */
+  /**
+   * Waits for trouble, then resumes (or reloads), with backoff while etcd is away, until
+   * stopped. A refusal before the first start ends it (ready reports it); a later one is
+   * retried too, as an operator may restore the permission.
+   */
   private async keepWatching(): Promise<void> {
     let attaching = this.ready;
+    let started = false;
     let backoffMs = 100;
     while (!this.stopped.signal.aborted) {
       try {
         await attaching;
+        started = true;
         backoffMs = 100;
         await this.nextTrouble();
       } catch (err) {
-        if (!this.retryable(err)) return;
+        if (!started && !this.retryable(err)) return;
         await sleep(backoffMs, this.stopped.signal).catch(() => undefined);
         backoffMs = Math.min(backoffMs * 2, 2000);
       }
