@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { setMaxListeners } from 'node:events';
 import { performance } from 'node:perf_hooks';
-import { CompareResult, CompareTarget, EtcdLeaseInvalidError, isRecoverableError, type Etcd3 } from 'etcd3';
+import { EtcdLeaseInvalidError, isRecoverableError, type Etcd3 } from 'etcd3';
 import { Subject, type Observable } from 'rxjs';
 import { AbortScope } from './core/abort-scope.js';
 import { ClusterWatch } from './core/cluster-watch.js';
@@ -342,15 +342,11 @@ export class LockService {
    * within connectTimeout; what is left goes with the lease.
    */
   private async releaseKeys(held: HeldLock[]): Promise<void> {
-    const guardedDelete = (lock: HeldLock) => {
-      const key = Buffer.from(lock.mutex.etcdKey);
-      const guard = { key, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: lock.token.toString() };
-      return { request_txn: { compare: [guard], success: [{ request_delete_range: { key } }], failure: [] } };
-    };
     const deadline = Date.now() + this.options.connectTimeout;
     const requests = [];
     for (let i = 0; i < held.length; i += 100) {
-      const success = held.slice(i, i + 100).map(guardedDelete);
+      // each release's own guarded delete, nested: one failed guard spares the others
+      const success = held.slice(i, i + 100).map(lock => ({ request_txn: lock.mutex.guardedDelete() }));
       requests.push(this.client.kv.txn({ compare: [], success, failure: [] }, { deadline }).catch(() => undefined));
     }
     await Promise.all(requests);

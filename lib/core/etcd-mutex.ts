@@ -4,11 +4,12 @@ import {
   type Etcd3,
   type IKeyValue,
   type IRequestOp,
+  type ITxnRequest,
   type ITxnResponse,
 } from 'etcd3';
 import { EXCLUSIVE, canQueueTogether, describeKind, kindOfKey, kindTag, type LockKind } from './lock-kind.js';
 import { deletedSince, watchFromNow, type KeyWatch } from './key-watch.js';
-import { newestKeys, prefixEnd } from './lock-key.js';
+import { createdAt, newestKeys, prefixEnd } from './lock-key.js';
 import { decodeOwner, encodeOwner, type OwnerRecord } from './owner-record.js';
 import { untilAnswered } from './retry.js';
 import type { WaitingRoom } from './waiting-room.js';
@@ -226,7 +227,7 @@ export class EtcdMutex {
    */
   async moveToLease(leaseId: string, marker: { key: string; value: Buffer }): Promise<boolean> {
     const res = await this.client.kv.txn({
-      compare: [{ key: this.key, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: this.revision!.toString() }],
+      compare: [createdAt(this.key, this.revision!)],
       success: [
         { request_put: { key: this.key, value: encodeOwner(this.record), lease: leaseId } },
         // the lease's marker goes with the key, on the lease: see leaseMarkerKey
@@ -252,13 +253,13 @@ export class EtcdMutex {
       // remove our attempt's key, if the enqueue went through
       return Number((await this.client.kv.deleteRange({ key: this.key })).deleted) > 0;
     }
-    const res = await this.client.kv.txn({
-      // only the key we created, never a successor's
-      compare: [{ key: this.key, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: this.revision.toString() }],
-      success: [{ request_delete_range: { key: this.key } }],
-      failure: [],
-    });
+    const res = await this.client.kv.txn(this.guardedDelete());
     return res.succeeded;
+  }
+
+  /** The delete of {@link release} for a holder: only the key we created, never a successor's. */
+  guardedDelete(): ITxnRequest {
+    return { compare: [createdAt(this.key, this.revision!)], success: [{ request_delete_range: { key: this.key } }], failure: [] };
   }
 
   /**
@@ -321,7 +322,7 @@ export class EtcdMutex {
   /** A put of our key with its record (guarded by its revision): the change the semaphore waiter behind us watches for. */
   private async touch(): Promise<void> {
     const res = await this.client.kv.txn({
-      compare: [{ key: this.key, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: this.revision!.toString() }],
+      compare: [createdAt(this.key, this.revision!)],
       // on whatever lease it is: a hard-TTL lock's key has moved to its own
       success: [{ request_put: { key: this.key, value: encodeOwner(this.record), ignore_lease: true } }],
       failure: [],

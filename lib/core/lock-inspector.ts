@@ -1,7 +1,7 @@
-import { CompareResult, CompareTarget, SortOrder, SortTarget, type Etcd3, type IKeyValue } from 'etcd3';
+import { SortOrder, SortTarget, type Etcd3, type IKeyValue } from 'etcd3';
 import type { LockHolderInfo, LockInfo, LockOwnerInfo } from '../interfaces/lock-info.interface.js';
 import { EXCLUSIVE, kindOfKey, type LockKind } from './lock-kind.js';
-import { encodeLockKey, parseLockPrefixKey, prefixEnd, queuePrefix, waitingRoomPrefix } from './lock-key.js';
+import { createdAt, encodeLockKey, parseLockPrefixKey, prefixEnd, queuePrefix, waitingRoomPrefix } from './lock-key.js';
 import { decodeOwner, encodeOwner } from './owner-record.js';
 
 /** How many keys at the front of a queue hold the lock, from their kinds in queue order. */
@@ -65,7 +65,7 @@ export class LockInspector {
     const removed: LockHolderInfo[] = [];
     for (const holder of info?.holders ?? []) {
       const key = Buffer.from(holder.etcdKey);
-      const still = { key, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: holder.token.toString() };
+      const still = createdAt(key, holder.token);
       const current = await this.client.kv.range({ key });
       const kv = current.kvs[0];
       if (!kv || BigInt(kv.create_revision) !== holder.token) continue; // released meanwhile

@@ -1,4 +1,4 @@
-import { SortOrder, SortTarget, type IRequestOp } from 'etcd3';
+import { CompareResult, CompareTarget, SortOrder, SortTarget, type ICompare, type IRequestOp } from 'etcd3';
 import { InvalidLockKeyError } from './lock.errors.js';
 import { kindTag, type LockKind } from './lock-kind.js';
 
@@ -121,4 +121,12 @@ export function parseLockPrefixKey(prefix: string, key: string): LockPrefixKey |
   if (segment.endsWith('%u')) return { type: 'room', name: decodeLockKey(segment.slice(0, -2)) };
   // <kind tag>-<lease hex>-<slot>
   return { type: 'queue', name: decodeLockKey(segment), queuePrefixLength: prefix.length + slash + 1, leaseHex: rest.slice(slash + 1).split('-')[1] ?? '' };
+}
+
+/**
+ * `If CreateRevision(key) == revision`: the key is still the one created at `revision` (a
+ * lock's token), never a newer one of the same name. Guards every write to a held key.
+ */
+export function createdAt(key: Buffer, revision: bigint): ICompare {
+  return { key, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: revision.toString() };
 }
