@@ -32,7 +32,9 @@ export interface EtcdLockModuleOptions {
    */
   ownerId?: string;
   /**
-   * Time in ms to wait for etcd when the session is opened (first acquire) before an EtcdUnavailableError.
+   * Time in ms to wait for etcd when the session is opened (at startup in Nest, else the
+   * first acquire) before an EtcdUnavailableError: the lease grant is retried meanwhile (an
+   * etcd still starting). Refused credentials or certificates fail at once.
    * @default 5000
    */
   connectTimeout?: number;

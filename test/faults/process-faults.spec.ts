@@ -190,6 +190,24 @@ describe('transient etcd errors while acquiring', () => {
     await expectEtcdClean(admin, PREFIX);
   });
 
+  it('startup while etcd is still starting: the session opens once etcd is up, within connectTimeout, with one lease', async () => {
+    const member = etcd.members[0];
+    await member.kill();
+    const service = new LockService({ etcd: { hosts: etcd.endpoints }, prefix: PREFIX, ttl: 3, connectTimeout: 10_000 });
+    try {
+      const starting = service.onModuleInit(); // what Nest awaits at bootstrap
+      await sleep(700); // its first grants fail: nothing listens yet
+      await member.start();
+      await starting;
+      await (await service.acquire('after-start')).release();
+      // the grant was retried with one lease id: a try whose answer was lost cannot leave a second lease
+      expect((await admin.leaseClient.leaseLeases()).leases).toHaveLength(1);
+    } finally {
+      await service.close();
+    }
+    await expectEtcdClean(admin, PREFIX);
+  });
+
   it('etcd down for the whole waitTimeout: ETCD_UNAVAILABLE when the time runs out; with retry: false, at the first failure', async () => {
     const member = etcd.members[0];
     const service = newService();
