@@ -190,7 +190,7 @@ export class LockService {
     this.clusterWatch?.stop();
     const held = [...this.held];
     // deleted before the lease is revoked: a revoke deletes keys the way an expiry does, and watchers would report them expired
-    await this.releaseKeys(held);
+    await this.releaseKeys(held.filter(lock => lock.isHeld)); // a lost lock's key goes with its lease
     for (const lock of held) this.end(lock, 'released');
     await Promise.all(held.map(lock => lock.ownLeaseRevoked)); // hard-TTL locks' keys go before the client closes
     this.releaseWatchStream?.();
