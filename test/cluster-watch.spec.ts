@@ -7,7 +7,8 @@ import { Injectable } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EtcdLockModule, LockService, OnLockEvent, type LockEvent } from '../lib/index.js';
-import { expectEtcdClean } from './support/etcd-state.js';
+import { createEtcdClient } from '../lib/core/etcd-client.js';
+import { expectEtcdClean, metric } from './support/etcd-state.js';
 import type { LockWorker, WorkerEvent } from './support/lock-worker.js';
 import { useEtcdAndWorkers } from './support/worker-fixture.js';
 
@@ -213,6 +214,20 @@ describe('watch: remote lock events', () => {
       ]);
     } finally {
       await app.close();
+    }
+  });
+
+  it('a service closed while its watch starts leaves no watch behind on a client it was given', async () => {
+    const client = createEtcdClient({ hosts: fixture.etcd.endpoints });
+    const watchers = async () => metric(await fixture.etcd.metrics(), 'etcd_debugging_mvcc_watcher_total');
+    try {
+      const before = await watchers();
+      const service = new LockService({ client, prefix: PREFIX, watch: true }); // reads the prefix now
+      await service.close(); // before that read answers
+      await sleep(300);
+      expect(await watchers()).toBe(before);
+    } finally {
+      client.close();
     }
   });
 

@@ -82,6 +82,7 @@ export class ClusterWatch {
   private async attach(): Promise<void> {
     if (this.revision === 0n || this.trouble === 'cancelled') {
       const { kvs, revision } = await this.readAll();
+      if (this.stopped.signal.aborted) return; // stopped while reading: no watch, no report
       const changes = this.table.reset(kvs, this.revision !== 0n);
       this.revision = revision;
       this.trouble = undefined;
@@ -104,6 +105,7 @@ export class ClusterWatch {
 
   /** A watch from `revision`, attached; rejects if etcd refuses it or the stream drops first. */
   private watchFrom(revision: bigint): Promise<void> {
+    if (this.stopped.signal.aborted) return Promise.resolve();
     this.trouble = undefined;
     const watcher = this.client.watch().prefix(this.prefix).startRevision(revision.toString()).watcher();
     this.watcher = watcher;
