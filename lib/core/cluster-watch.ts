@@ -1,4 +1,5 @@
-import type { Etcd3, IKeyValue, IWatchResponse, Watcher } from 'etcd3';
+import type { Etcd3, IKeyValue, IWatchResponse } from 'etcd3';
+import { endOnce } from './key-watch.js';
 import { prefixEnd } from './lock-key.js';
 import { LockTable, type LockChange } from './lock-table.js';
 import { sleep } from './retry.js';
@@ -23,7 +24,8 @@ export class ClusterWatch {
   private readonly table: LockTable;
   /** The last revision applied to the table. */
   private revision = 0n;
-  private watcher: Watcher | undefined;
+  /** Ends the current watcher (see endOnce). */
+  private endWatcher: (() => void) | undefined;
   private readonly stopped = new AbortController();
   private wake: (() => void) | undefined;
   private trouble: 'disconnected' | 'cancelled' | undefined;
@@ -46,7 +48,7 @@ export class ClusterWatch {
   stop(): void {
     this.stopped.abort();
     this.wake?.();
-    this.drop(true);
+    this.drop();
   }
 
   /**
@@ -108,17 +110,17 @@ export class ClusterWatch {
     if (this.stopped.signal.aborted) return Promise.resolve();
     this.trouble = undefined;
     const watcher = this.client.watch().prefix(this.prefix).startRevision(revision.toString()).watcher();
-    this.watcher = watcher;
+    this.endWatcher = endOnce(watcher);
     return new Promise<void>((resolve, reject) => {
       watcher.on('connected', () => resolve());
       watcher.on('data', (res: IWatchResponse) => this.onResponse(res));
       watcher.on('disconnected', (err: unknown) => {
-        this.drop(true);
+        this.drop();
         reject(err);
         this.report('disconnected');
       });
       watcher.on('error', (err: unknown) => {
-        this.drop(false); // etcd cancelled it already
+        this.drop(); // etcd cancelled it: not cancelled again
         reject(err);
         this.report('cancelled');
       });
@@ -145,15 +147,10 @@ export class ClusterWatch {
     flush();
   }
 
-  /** Forgets the current watcher; `cancel` it unless etcd ended it. */
-  private drop(cancel: boolean): void {
-    const watcher = this.watcher;
-    if (!watcher) return;
-    this.watcher = undefined;
-    watcher.removeAllListeners();
-    watcher.on('error', () => undefined);
-    // cancelling a watch etcd cancelled already makes etcd3 1.1.2 throw from its stream handler
-    if (cancel) watcher.cancel().catch(() => undefined);
+  /** Forgets the current watcher, cancelled unless etcd ended it. */
+  private drop(): void {
+    this.endWatcher?.();
+    this.endWatcher = undefined;
   }
 
   /** Every key under the prefix at one revision, a page at a time. */

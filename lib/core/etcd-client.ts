@@ -43,3 +43,31 @@ export function createEtcdClient(options: IOptions): Etcd3 {
     },
   });
 }
+
+/** The part of etcd3 1.1.2's private watch manager that {@link ignoreRepliesForEndedWatches} wraps. */
+interface WatchManagerInternals {
+  watchers: { id: string | null }[];
+  handleResponse(res: { watch_id: string; canceled: boolean }): void;
+}
+
+const WRAPPED = Symbol('nestjs-etcd-lock: late cancel replies ignored');
+
+/**
+ * etcd3 1.1.2 throws from its watch stream handler ("Failed to find watcher for
+ * IWatchResponse"), which ends a default Node process, when etcd answers a cancel for a watch
+ * it no longer tracks. That happens when a cancel crosses etcd's own cancel of the same watch
+ * (a watch re-attached from a compacted revision after a reconnect: etcd cancels it, and still
+ * answers one more cancel for its id). Nothing is lost by ignoring such a reply: the watch had
+ * ended. Applied to every client a LockService uses, once; a future etcd3 without this private
+ * shape is left as it is.
+ */
+export function ignoreRepliesForEndedWatches(client: Etcd3): void {
+  const manager = (client as unknown as { watchManager?: Partial<WatchManagerInternals> & { [WRAPPED]?: true } }).watchManager;
+  if (!manager || manager[WRAPPED] || typeof manager.handleResponse !== 'function' || !Array.isArray(manager.watchers)) return;
+  const handleResponse = manager.handleResponse.bind(manager);
+  manager.handleResponse = res => {
+    if (res.canceled && !manager.watchers!.some(watcher => watcher.id === res.watch_id)) return; // a second answer for an ended watch
+    handleResponse(res);
+  };
+  manager[WRAPPED] = true;
+}

@@ -1,4 +1,4 @@
-import type { Etcd3, IKeyValue } from 'etcd3';
+import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 
 /** What a watch waits for: one key's deletion (or any change), or any deletion under a prefix. */
 export type WatchTarget = { readonly key: Buffer; readonly wakeOnPut: boolean; readonly withPrevious?: boolean } | { readonly prefix: Buffer };
@@ -26,7 +26,7 @@ export function watchFromNow(client: Etcd3, target: WatchTarget, signal: AbortSi
   let onGone!: (previous?: IKeyValue) => void;
   const attached = new Promise<bigint | undefined>(resolve => (onAttached = resolve));
   const gone = new Promise<IKeyValue | undefined>(resolve => (onGone = resolve));
-  let cancelledByServer = false;
+  const endWatch = endOnce(watcher);
   const end = (previous?: IKeyValue) => {
     onAttached(undefined); // no-op once attached
     onGone(previous);
@@ -36,10 +36,7 @@ export function watchFromNow(client: Etcd3, target: WatchTarget, signal: AbortSi
   watcher.on('put', () => end());
   // disconnect or cancel: the caller re-reads the state
   watcher.on('disconnected', () => end());
-  watcher.on('error', () => {
-    cancelledByServer = true;
-    end();
-  });
+  watcher.on('error', () => end());
   const onAbort = () => end();
   signal.addEventListener('abort', onAbort, { once: true });
   if (signal.aborted) end();
@@ -48,11 +45,7 @@ export function watchFromNow(client: Etcd3, target: WatchTarget, signal: AbortSi
     gone,
     stop: () => {
       signal.removeEventListener('abort', onAbort);
-      watcher.removeAllListeners();
-      watcher.on('error', () => undefined);
-      // cancelling a watch etcd cancelled already draws a second cancel reply, on which
-      // etcd3 1.1.2 throws from its stream handler ("Failed to find watcher") and the process dies
-      if (!cancelledByServer) watcher.cancel().catch(() => undefined);
+      endWatch();
     },
   };
 }
@@ -74,14 +67,53 @@ export async function deletedSince(client: Etcd3, key: Buffer, seenAt: bigint, s
 }
 
 /**
+ * Takes charge of a watcher's end: the returned function removes the caller's listeners and
+ * cancels the watcher, unless etcd cancelled it already (a compacted start revision, a
+ * refused permission). etcd3 1.1.2 keeps the id of a watch etcd cancelled, and etcd hands
+ * the same id to the next watch on a new stream: a second cancel would end that watch (an
+ * app's own, on a client it shares with us) or draw a reply etcd3 throws on from its stream
+ * handler ("Failed to find watcher"), which ends the process. Every watch of the library
+ * ends through this.
+ */
+export function endOnce(watcher: Watcher): () => void {
+  let cancelledByEtcd = false;
+  watcher.on('error', () => (cancelledByEtcd = true));
+  let ended = false;
+  return () => {
+    if (ended) return;
+    ended = true;
+    watcher.removeAllListeners();
+    watcher.on('error', () => undefined); // a late cancel reply must not throw
+    if (!cancelledByEtcd) watcher.cancel().catch(() => undefined);
+  };
+}
+
+/** How long a cancelled idle watch waits before it is replaced: a refusal does not spin. */
+const IDLE_WATCH_RETRY_MS = 1000;
+
+/**
  * Keeps etcd3's shared watch stream open with one idle watch. etcd3 cancels the stream when
  * its last watcher leaves but still reports it connected for a moment; a watch created in
  * that window only starts after a reconnect backoff (128 ms or more), which would delay a
- * handoff. Returns a function that lets the stream close.
+ * handoff. If etcd cancels the idle watch (it is re-attached from a compacted revision after
+ * a reconnect), a new one replaces it. Returns a function that lets the stream close.
  */
 export function holdWatchStreamOpen(client: Etcd3, idleKey: string): () => void {
-  // watch a key nobody writes: costs one watcher, sees no events
-  const watcher = client.watch().key(idleKey).watcher();
-  watcher.on('error', () => undefined);
-  return () => void watcher.cancel().catch(() => undefined);
+  let stopped = false;
+  let end: () => void = () => undefined;
+  let retry: NodeJS.Timeout | undefined;
+  const start = () => {
+    // watch a key nobody writes, from now: costs one watcher, sees no events
+    const watcher = client.watch().key(idleKey).watcher();
+    end = endOnce(watcher);
+    watcher.on('error', () => {
+      if (!stopped) retry = setTimeout(start, IDLE_WATCH_RETRY_MS).unref();
+    });
+  };
+  start();
+  return () => {
+    stopped = true;
+    clearTimeout(retry);
+    end();
+  };
 }

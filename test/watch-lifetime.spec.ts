@@ -1,0 +1,167 @@
+// Every watch the library creates ends once: one that etcd cancelled (a compacted revision after
+// a reconnect) is never cancelled again. etcd3 keeps such a watch's id and etcd gives the same id
+// to the next watch on a new stream, so a second cancel ends somebody else's watch, or draws a
+// reply etcd3 throws on from its stream handler. Real etcd, real compaction, real restarts.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { fork } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Etcd3 } from 'etcd3';
+import { startEtcdCluster, type EtcdHandle } from '../harness/etcd.js';
+import { createEtcdClient } from '../lib/core/etcd-client.js';
+import { LockService } from '../lib/index.js';
+import { expectEtcdClean, metric } from './support/etcd-state.js';
+
+const PREFIX = 'watch-lifetime/';
+const WORKER = fileURLToPath(new URL('./workers/close-after-compaction.worker.ts', import.meta.url));
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+let etcd: EtcdHandle;
+let admin: Etcd3;
+
+beforeAll(async () => {
+  etcd = await startEtcdCluster(1); // a member of our own: restarted below
+  admin = createEtcdClient({ hosts: etcd.endpoints });
+});
+
+afterAll(async () => {
+  admin?.close();
+  await etcd?.stop();
+});
+
+const watchers = async () => metric(await etcd.metrics(), 'etcd_debugging_mvcc_watcher_total');
+const watchStreams = async () => metric(await etcd.metrics(), 'etcd_debugging_mvcc_watch_stream_total');
+
+async function until(condition: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
+  for (const end = Date.now() + timeoutMs; !(await condition()); await sleep(20)) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+  }
+}
+
+/**
+ * Compacts etcd at its current revision and restarts it on the same data: every watch stream
+ * reconnects and etcd3 re-attaches each watch from the revision it last saw, now compacted, so
+ * etcd cancels them, within its watch sync loop (every 100 ms); a watch on `app/config` saw the
+ * last revision and resumes. Resolves once a watch stream
+ * is open again, and `settleMs` later.
+ */
+async function compactAndRestart(settleMs: number): Promise<void> {
+  for (let i = 0; i < 5; i++) await admin.put(`${PREFIX}\u0000filler`).value(String(i)); // move past the watches' revisions
+  await admin.delete().key(`${PREFIX}\u0000filler`);
+  // the last write before the compaction: a watch on it (an app's) resumes after the compacted revisions
+  const revision = (await admin.put('app/config').value('before-restart')).header.revision;
+  await admin.kv.compact({ revision, physical: true });
+  await etcd.members[0].stop();
+  await etcd.members[0].start();
+  await until(async () => (await watchStreams()) >= 1);
+  await sleep(settleMs);
+}
+
+describe('watches end once', () => {
+  it("close() after a compaction and a reconnect leaves the app's own watch on a shared client alive", async () => {
+    const client = new Etcd3({ hosts: etcd.endpoints }); // the app's client, handed to the library
+    const locks = new LockService({ client, prefix: PREFIX, ttl: 2 });
+    try {
+      await locks.onModuleInit();
+      await (await locks.acquire('warm-up')).release();
+      await compactAndRestart(500); // etcd has cancelled the library's idle watch
+      // the app watches a key of its own on the new stream
+      const seen: string[] = [];
+      const errors: string[] = [];
+      const appWatch = await client.watch().key('app/config').create();
+      appWatch.on('put', kv => seen.push(kv.value.toString()));
+      appWatch.on('error', err => errors.push(String(err)));
+      await admin.put('app/config').value('before-close');
+      await until(() => seen.length === 1);
+      await locks.close();
+      await admin.put('app/config').value('after-close');
+      await until(() => seen.length === 2 || errors.length > 0, 3_000).catch(() => undefined);
+      expect(errors).toEqual([]);
+      expect(seen).toEqual(['before-close', 'after-close']);
+      await appWatch.cancel();
+    } finally {
+      await locks.close();
+      client.close();
+    }
+  });
+
+  /** Runs test/workers/close-after-compaction.worker.ts through a compaction, a restart and close(); its exit code, stderr and etcd's watchers after. */
+  async function closeAfterCompaction(run: { delayMs: number; settleMs: number; holdAfterRestart?: boolean; env?: Record<string, string> }) {
+    const child = fork(WORKER, [], {
+      cwd: ROOT,
+      execArgv: ['--import', 'tsx'],
+      env: { ...process.env, ETCD_ENDPOINTS: etcd.endpoints.join(','), LOCK_PREFIX: PREFIX, NODE_OPTIONS: '', ...run.env },
+      stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
+    });
+    let stderr = '';
+    child.stderr!.on('data', chunk => (stderr += String(chunk)));
+    const exited = once(child, 'exit') as Promise<[number | null]>;
+    // the worker's next message, or how it ended (with what it printed) if it died first
+    const next = async (expected: string) => {
+      const message = await Promise.race([once(child, 'message').then(([m]) => String(m)), exited.then(([code]) => `exit ${code}`)]);
+      if (message !== expected) throw new Error(`worker: expected '${expected}', got '${message}'; stderr: ${stderr}`);
+    };
+    try {
+      await next('ready');
+      await compactAndRestart(run.settleMs);
+      if (run.holdAfterRestart) {
+        // after the idle watch was cancelled and its stream dropped: this lock's watch takes the idle watch's old id
+        child.send({ op: 'hold', key: 'held-after-restart' });
+        await next('holding');
+      }
+      child.send({ op: 'close', delayMs: run.delayMs });
+      await next('closed');
+      // nothing left open: the process ends by itself
+      const [code] = await Promise.race([exited, sleep(5_000).then(() => ['still running'] as [string])]);
+      await until(async () => (await watchers()) === 0, 2_000).catch(() => undefined);
+      return { code, stderr, watchers: await watchers() };
+    } finally {
+      child.kill('SIGKILL');
+    }
+  }
+
+  it("close() after a compaction and a reconnect does not crash an app whose own watch keeps the shared stream open", async () => {
+    // etcd cancelled the idle watch but still knows its id on this stream: a second cancel is answered, for a watch etcd3 no longer has
+    const outcome = await closeAfterCompaction({ delayMs: 0, settleMs: 500, env: { SHARED_CLIENT: '1' } });
+    expect(outcome).toEqual({ code: 0, stderr: '', watchers: 0 });
+  });
+
+  it('with its own client, close() after a compaction and a reconnect throws nothing and leaves no watch or handle (varied timings)', async () => {
+    // close() before, while and after etcd cancels the re-attached idle watch (its sync loop runs every
+    // 100 ms); with a lock held through the restart, whose watch keeps the stream open; and with a
+    // lock taken after it, whose watch takes the idle watch's old id on a new stream
+    const runs: { delayMs: number; settleMs: number; holdAfterRestart?: boolean; env?: Record<string, string> }[] = [];
+    for (const delayMs of [0, 20, 40, 60, 100]) runs.push({ delayMs, settleMs: 0 });
+    for (const delayMs of [0, 5, 10, 40]) runs.push({ delayMs, settleMs: 500, env: { HOLD_THROUGH_RESTART: '1' } });
+    for (const delayMs of [0, 40]) runs.push({ delayMs, settleMs: 500, holdAfterRestart: true });
+    for (const run of runs) expect({ run, outcome: await closeAfterCompaction(run) }).toEqual({ run, outcome: { code: 0, stderr: '', watchers: 0 } });
+  });
+
+  it("a cancel that crosses etcd's own cancel of a compacted watch is ignored, not thrown from etcd3's stream handler", async () => {
+    const client = new Etcd3({ hosts: etcd.endpoints });
+    const locks = new LockService({ client, prefix: PREFIX }); // every client a LockService uses gets the guard
+    const thrown: unknown[] = [];
+    const onUnhandled = (err: unknown) => thrown.push(err);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const live = await client.watch().key('app/live').create(); // keeps the stream open
+      const compactedAt = BigInt((await admin.put('app/config').value('x')).header.revision);
+      await admin.kv.compact({ revision: compactedAt.toString(), physical: true });
+      const stale = client.watch().key('app/config').startRevision((compactedAt - 1n).toString()).watcher();
+      await once(stale, 'error'); // etcd cancelled it, and still answers one cancel for its id
+      void stale.cancel().catch(() => undefined);
+      await sleep(300);
+      expect(thrown.map(String)).toEqual([]);
+      await Promise.race([live.cancel(), sleep(2_000)]); // without the guard, etcd3's stream is broken here
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      await locks.close();
+      client.close();
+    }
+  });
+
+  it('leaves etcd clean', async () => {
+    await admin.delete().key('app/config');
+    await expectEtcdClean(admin, PREFIX);
+  });
+});
