@@ -6,7 +6,7 @@ import { Subject, type Observable } from 'rxjs';
 import { AbortScope } from './core/abort-scope.js';
 import { ClusterWatch } from './core/cluster-watch.js';
 import type { LockChange } from './core/lock-table.js';
-import { createEtcdClient } from './core/etcd-client.js';
+import { createEtcdClient, ignoreRepliesForEndedWatches } from './core/etcd-client.js';
 import { configurationProblem } from './core/etcd-errors.js';
 import { retryWithBackoff } from './core/retry.js';
 import { EtcdMutex, KindConflictError, QueueKeyGoneError } from './core/etcd-mutex.js';
@@ -85,6 +85,7 @@ export class LockService {
     this.options = resolveLockOptions(options);
     this.ownsClient = !options.client;
     this.client = options.client ?? createEtcdClient(this.options.etcd);
+    ignoreRepliesForEndedWatches(this.client); // a crash of etcd3's that our watches' ends could trigger
     this.events$ = this.events.asObservable();
     this.inspector = new LockInspector(this.client, this.options.prefix);
     setMaxListeners(Infinity, this.closing.signal); // every acquire in flight listens to it
@@ -264,7 +265,7 @@ export class LockService {
     const prefix = queuePrefix(this.options.prefix, name);
     const slot = session.slots.claim(name);
     const record = ownerRecord(this.options.ownerId);
-    const mutex = new EtcdMutex(this.client, prefix, kind, queueKey(prefix, kind, session.leaseHex, slot), session.leaseId, record);
+    const mutex = new EtcdMutex(this.client, prefix, kind, queueKey(prefix, kind, session.leaseHex, slot.number), session.leaseId, record, slot);
     try {
       // one key for every try: a retried enqueue finds its own key instead of queueing twice
       const enqueue = retrying(() => mutex.tryAcquire(!wait || !fair), stop.signal);
@@ -273,12 +274,12 @@ export class LockService {
       if (!(await untilAborted(enqueue, stop.signal))) {
         if (!wait) {
           if (mutex.revision !== undefined) await this.discard(mutex, session); // a retried try found its own key behind another
-          else session.slots.free(name, slot); // nothing was written
+          else mutex.wroteNothing();
           return null;
         }
         this.emit({ type: 'waiting', key: name });
         if (fair) await mutex.waitForTurn(stop.signal);
-        else await mutex.waitUntilFree(stop.signal, new WaitingRoom(this.client, waitingRoomPrefix(prefix), waitingRoomKey(prefix, session.leaseHex, slot), session.leaseId, record));
+        else await mutex.waitUntilFree(stop.signal, new WaitingRoom(this.client, waitingRoomPrefix(prefix), waitingRoomKey(prefix, session.leaseHex, slot.number), session.leaseId, record));
       }
       if (!session.isValid) throw new LockLostError(name, 'session-expired');
       stop.signal.throwIfAborted(); // lost a race against a timeout, abort or close
@@ -291,7 +292,7 @@ export class LockService {
       stop.dispose();
       outer.dispose();
     }
-    const held = new HeldLock(name, mutex, session, slot, minHold);
+    const held = new HeldLock(name, mutex, session, minHold);
     if (ownTtl !== undefined) await this.pinToOwnLease(held, ownTtl);
     this.held.add(held);
     held.stopWatching = mutex.watchHolder(forcedBy => this.end(held, forcedBy ? 'forced' : 'key-deleted'), HOLDER_WATCH_DELAY_MS);
@@ -406,8 +407,7 @@ export class LockService {
     held.stopWatching(); // our own delete is not a loss
     let wasOurs = true;
     try {
-      wasOurs = await held.mutex.release();
-      held.session.slots.free(held.key, held.slot); // the key is gone: its name can serve again
+      wasOurs = await held.mutex.release(); // the key is gone: its name can serve again
     } catch {
       this.discardLater(held.mutex, held.session); // etcd did not answer: keep trying in the background
     }

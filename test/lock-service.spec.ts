@@ -10,6 +10,7 @@ import { EtcdMutex } from '../lib/core/etcd-mutex.js';
 import { EXCLUSIVE } from '../lib/core/lock-kind.js';
 import { queueKey } from '../lib/core/lock-key.js';
 import { ownerRecord } from '../lib/core/owner-record.js';
+import { QueueSlots } from '../lib/core/queue-slots.js';
 import {
   EtcdUnavailableError,
   LockAbortedError,
@@ -80,6 +81,39 @@ describe('cost', () => {
       await sleep(100); // let the watch deliver the last puts
       expect(names.size).toBeLessThanOrEqual(3); // concurrent attempts need distinct names
       expect(names.size).toBeGreaterThan(1);
+    } finally {
+      await watcher.cancel();
+    }
+  });
+
+  it('failed waits give their key names back: after 200 timeouts and aborts, a waiter still uses the first names', async () => {
+    const holder = await newService().acquire('failed-waits');
+    const waiter = newService();
+    const names = new Set<string>();
+    const watcher = await admin.watch().prefix(`${PREFIX}failed-waits/`).create();
+    watcher.on('put', kv => names.add(kv.key.toString()));
+    try {
+      for (let i = 0; i < 100; i++) {
+        // a timeout shorter than the enqueue's round trip, sometimes: the key is discarded once the put answers
+        await rejection(waiter.acquire('failed-waits', { waitTimeout: i % 2 === 0 ? 1 : 15 }));
+        const abort = new AbortController();
+        const pending = waiter.acquire('failed-waits', { signal: abort.signal });
+        setTimeout(() => abort.abort(new Error('gave up')), i % 3);
+        await rejection(pending);
+        expect(await waiter.tryAcquire('failed-waits')).toBeNull();
+      }
+      const events = record(waiter);
+      const fresh = waiter.acquire('failed-waits');
+      await until(() => events.some(e => e.type === 'waiting'));
+      await sleep(100); // the watch delivers the fresh waiter's put
+      const keys = await queueKeys('failed-waits');
+      expect(keys).toHaveLength(2);
+      // the fresh waiter's name: slot 0 or 1 of its session, not slot 200
+      expect(Number.parseInt(keys[1].slice(keys[1].lastIndexOf('-') + 1), 16)).toBeLessThanOrEqual(1);
+      // what every later read of this lock walks in etcd's index: the holder's name and a few of the waiter's, not one per failed wait
+      expect(names.size).toBeLessThanOrEqual(3);
+      await holder.release();
+      await (await fresh).release();
     } finally {
       await watcher.cancel();
     }
@@ -390,7 +424,7 @@ describe('loss is never silent', () => {
 describe('the queue key, directly', () => {
   it('a retried enqueue transaction finds its own key instead of queueing twice', async () => {
     const lease = await admin.lease(5, { autoKeepAlive: false }).grant();
-    const mutex = new EtcdMutex(admin, `${PREFIX}retry/`, EXCLUSIVE, queueKey(`${PREFIX}retry/`, EXCLUSIVE, BigInt(lease).toString(16), 0), lease, ownerRecord('me'));
+    const mutex = new EtcdMutex(admin, `${PREFIX}retry/`, EXCLUSIVE, queueKey(`${PREFIX}retry/`, EXCLUSIVE, BigInt(lease).toString(16), 0), lease, ownerRecord('me'), new QueueSlots().claim('retry'));
     expect(await mutex.tryAcquire(false)).toBe(true);
     const token = mutex.revision;
     expect(await mutex.tryAcquire(false)).toBe(true); // the same request again, as after an unknown outcome
@@ -403,7 +437,7 @@ describe('the queue key, directly', () => {
   it('release deletes only the key it created: a key re-created under the same name survives', async () => {
     const lease = await admin.lease(5, { autoKeepAlive: false }).grant();
     const key = queueKey(`${PREFIX}guard/`, EXCLUSIVE, BigInt(lease).toString(16), 0);
-    const mutex = new EtcdMutex(admin, `${PREFIX}guard/`, EXCLUSIVE, key, lease, ownerRecord('me'));
+    const mutex = new EtcdMutex(admin, `${PREFIX}guard/`, EXCLUSIVE, key, lease, ownerRecord('me'), new QueueSlots().claim('guard'));
     await mutex.tryAcquire(false);
     await admin.delete().key(key);
     await admin.put(key).value('someone newer'); // a newer holder's key, same name, higher revision

@@ -11,6 +11,7 @@ import { EXCLUSIVE, canQueueTogether, describeKind, kindOfKey, kindTag, type Loc
 import { deletedSince, watchFromNow, type KeyWatch } from './key-watch.js';
 import { createdAt, newestKeys, prefixEnd } from './lock-key.js';
 import { decodeOwner, encodeOwner, type OwnerRecord } from './owner-record.js';
+import type { QueueSlot } from './queue-slots.js';
 import { untilAnswered } from './retry.js';
 import type { WaitingRoom } from './waiting-room.js';
 
@@ -55,6 +56,19 @@ export class EtcdMutex {
   private acquiredUnrecorded = false;
   /** An unfair waiter's place in the waiting room, until it holds the lock or gives up. */
   private room: WaitingRoom | undefined;
+  /**
+   * The writes of this attempt that do not check the key's create revision (see QueueSlots):
+   * puts-if-absent (the enqueue, the waiting-room entry) and deletes by name (the room exit,
+   * the delete of a key whose revision is unknown). Such a write landing late on a reused
+   * name would hit another attempt's key, so the name is given back only once our keys are
+   * known gone and none of these is in flight or of unknown outcome.
+   */
+  private putsInFlight = 0;
+  private putsSent = 0;
+  private deletesInFlight = 0;
+  private outcomeUnknown = false;
+  /** A release sent after every put was answered has been answered: no key of ours exists. */
+  private keysGone = false;
 
   private readonly prefix: Buffer;
   private readonly writers: Buffer;
@@ -68,6 +82,8 @@ export class EtcdMutex {
     private readonly leaseId: string,
     /** who we are, written as the key's value */
     readonly record: OwnerRecord,
+    /** the session's name for our key, given back once no write of ours can land on it */
+    private readonly slot: QueueSlot,
   ) {
     this.prefix = Buffer.from(queuePrefix);
     this.writers = Buffer.from(`${queuePrefix}${kindTag(EXCLUSIVE)}-`);
@@ -84,7 +100,7 @@ export class EtcdMutex {
     // a semaphore's free places cannot be counted in a compare: a try queues, and the caller removes a key without a place
     const ifFree = onlyIfFree && this.kind.mode !== 'semaphore';
     const inTheWay = this.kind.mode === 'shared' ? this.writers : this.prefix;
-    const res = await this.client.kv.txn({
+    const res = await this.unguarded('put', () => this.client.kv.txn({
       compare: [
         ifFree
           ? // nothing in the way holds or waits
@@ -104,7 +120,7 @@ export class EtcdMutex {
         // the newest key in the way
         newestKeys(inTheWay, 1),
       ],
-    });
+    }));
     this.seenAt = BigInt(res.header.revision);
     if (res.succeeded) {
       this.revision = this.seenAt;
@@ -170,7 +186,7 @@ export class EtcdMutex {
    */
   async waitUntilFree(signal: AbortSignal, room: WaitingRoom): Promise<void> {
     this.room = room;
-    await untilAnswered(signal, () => room.enter());
+    await untilAnswered(signal, () => this.unguarded('put', () => room.enter()));
     await room.untilFirst(signal);
     for (;;) {
       if (this.revision !== undefined) {
@@ -181,7 +197,7 @@ export class EtcdMutex {
       if (await untilAnswered(signal, () => this.tryAcquire(true))) break;
     }
     // the next in the room wakes and waits on us
-    await untilAnswered(signal, () => room.leave());
+    await untilAnswered(signal, () => this.unguarded('delete', () => room.leave()));
     this.room = undefined;
   }
 
@@ -245,16 +261,52 @@ export class EtcdMutex {
    * Resolves true if our key was still there: false tells a holder its lock had been lost.
    */
   async release(): Promise<boolean> {
+    // deletes sent after every put was answered leave no key of ours behind once answered
+    const afterEveryPut = this.putsInFlight === 0;
+    const putsBefore = this.putsSent;
     if (this.room) {
-      await this.room.leave(); // an unfair waiter giving up
-      this.room = undefined;
+      const room = this.room;
+      await this.unguarded('delete', () => room.leave()); // an unfair waiter giving up
+      if (afterEveryPut) this.room = undefined; // else an entry still in flight may land: leave again next time
     }
-    if (this.revision === undefined) {
-      // remove our attempt's key, if the enqueue went through
-      return Number((await this.client.kv.deleteRange({ key: this.key })).deleted) > 0;
+    const wasThere =
+      this.revision === undefined
+        ? // remove our attempt's key, if the enqueue went through
+          Number((await this.unguarded('delete', () => this.client.kv.deleteRange({ key: this.key }))).deleted) > 0
+        : (await this.client.kv.txn(this.guardedDelete())).succeeded;
+    if (afterEveryPut && this.putsSent === putsBefore) this.keysGone = true;
+    this.freeSlotIfDone();
+    return wasThere;
+  }
+
+  /** A try that wrote nothing (the lock was busy): no key of ours exists, the name can serve again. */
+  wroteNothing(): void {
+    if (this.putsInFlight === 0) this.keysGone = true;
+    this.freeSlotIfDone();
+  }
+
+  /** Gives the key's name back to the session once our keys are gone and no unguarded write can still land. */
+  private freeSlotIfDone(): void {
+    if (this.keysGone && this.putsInFlight === 0 && this.deletesInFlight === 0 && !this.outcomeUnknown) this.slot.free();
+  }
+
+  /** Sends a write that does not check our key's create revision, counted until answered (see putsInFlight). */
+  private async unguarded<T>(kind: 'put' | 'delete', request: () => Promise<T>): Promise<T> {
+    if (kind === 'put') {
+      this.putsInFlight++;
+      this.putsSent++;
+      this.keysGone = false;
+    } else this.deletesInFlight++;
+    try {
+      return await request();
+    } catch (err) {
+      this.outcomeUnknown = true; // it may still land: the name is never reused
+      throw err;
+    } finally {
+      if (kind === 'put') this.putsInFlight--;
+      else this.deletesInFlight--;
+      this.freeSlotIfDone(); // the last write to settle gives the name back
     }
-    const res = await this.client.kv.txn(this.guardedDelete());
-    return res.succeeded;
   }
 
   /** The delete of {@link release} for a holder: only the key we created, never a successor's. */

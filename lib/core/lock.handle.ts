@@ -53,8 +53,6 @@ export class HeldLock {
     readonly key: string,
     readonly mutex: EtcdMutex,
     readonly session: EtcdSession,
-    /** the session's queue slot of the key, given back after a clean release */
-    readonly slot: number,
     /** ms from acquiredAt before which a release is deferred */
     readonly minHold = 0,
   ) {}

@@ -1,3 +1,10 @@
+/** One claimed queue-key name of a session: its number, given back at most once. */
+export interface QueueSlot {
+  readonly number: number;
+  /** Gives the name back; only the first call counts, so a later claim can never be freed by this one. */
+  free(): void;
+}
+
 /**
  * The names of one session's queue keys, reused: `<lease hex>-<slot>`, the smallest slot no
  * attempt of the session is using for that lock. A fresh name per acquisition would leave one
@@ -5,25 +12,32 @@
  * scans them all (measured: 50,000 past acquisitions made a cycle 5 x slower).
  *
  * Reuse is safe because a release is guarded by the key's create revision: a late release
- * never deletes a newer key of the same name. A slot is given back only after a clean
- * release, or a try that wrote nothing; an attempt that failed or was aborted keeps its slot,
- * so that no put still in flight can land on a name in use again.
+ * never deletes a newer key of the same name. The attempt gives its slot back (EtcdMutex)
+ * once no write of it can still land on the name: every put-if-absent it sent was answered
+ * and the delete of its key was answered, whether it held the lock, timed out or was
+ * aborted. An attempt with a put whose outcome is unknown (etcd did not answer) keeps its
+ * slot for the session's life: that put could still create the key, and a retried put of a
+ * new attempt would then take it for its own.
  */
 export class QueueSlots {
   private readonly inUse = new Map<string, Set<number>>();
 
-  claim(name: string): number {
+  claim(name: string): QueueSlot {
     let slots = this.inUse.get(name);
     if (!slots) this.inUse.set(name, (slots = new Set()));
-    let slot = 0;
-    while (slots.has(slot)) slot++;
-    slots.add(slot);
-    return slot;
-  }
-
-  free(name: string, slot: number): void {
-    const slots = this.inUse.get(name);
-    slots?.delete(slot);
-    if (slots?.size === 0) this.inUse.delete(name);
+    let number = 0;
+    while (slots.has(number)) number++;
+    slots.add(number);
+    let freed = false;
+    return {
+      number,
+      free: () => {
+        if (freed) return;
+        freed = true;
+        const current = this.inUse.get(name);
+        current?.delete(number);
+        if (current?.size === 0) this.inUse.delete(name);
+      },
+    };
   }
 }
