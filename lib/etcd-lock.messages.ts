@@ -16,10 +16,6 @@ export const BAD_KEY_FUNCTION_RESULT = (where: string, result: unknown) =>
 export const BAD_WITH_LOCK_OPTION = (where: string, option: string, why: string) =>
   `@WithLock on ${where}: option "${option}" ${why}.`;
 
-export const SCOPED_PROVIDER = (where: string) =>
-  `@WithLock on ${where} is ignored: the provider is request-scoped or transient, and only ` +
-  `singleton providers are wrapped at bootstrap. Make it a singleton, or call LockService.withLock().`;
-
 export const EVENT_HANDLER_FAILED = (where: string, type: string, key: string) =>
   `@OnLockEvent handler ${where} failed on "${type}" of lock "${key}"`;
 
@@ -32,3 +28,10 @@ export const UNKNOWN_LOCK_INSTANCE = (name: string, where: string, known: string
 
 export const DUPLICATE_LOCK_INSTANCE = (name: string) =>
   `EtcdLockModule "${name}" is imported twice with different options. Give each instance its own name.`;
+
+export const UNLOCKED_METHOD = (where: string) =>
+  `@WithLock method ${where} was called, but no app with EtcdLockModule owns this instance, so its lock cannot be taken. ` +
+  `Get the instance from a Nest app that imports EtcdLockModule; to call it without a lock in a unit test, wrap the call in withoutLocks(() => ...).`;
+
+export const AMBIGUOUS_LOCKED_METHOD = (where: string) =>
+  `@WithLock method ${where} was called on an instance that several running Nest apps claim; give each app its own instance.`;

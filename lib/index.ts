@@ -7,3 +7,4 @@ export { EtcdLockModule } from './etcd-lock.module.js';
 export * from './interfaces/index.js';
 export type { LockKeySource } from './lock-key.template.js';
 export { LockService } from './lock.service.js';
+export { withoutLocks } from './with-lock.method.js';

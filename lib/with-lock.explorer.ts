@@ -1,40 +1,64 @@
-import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner } from '@nestjs/core';
 import { defer, from, isObservable, of, type Observable } from 'rxjs';
 import type { WithLockMetadata } from './decorators/with-lock.decorator.js';
 import { GATEWAY_METADATA } from './etcd-lock.constants.js';
-import { GATEWAY_NOT_READY, SCOPED_PROVIDER } from './etcd-lock.messages.js';
+import { GATEWAY_NOT_READY } from './etcd-lock.messages.js';
 import { validateWithLockOptions } from './etcd-lock.options.js';
 import { compileHandlerKey, compileMethodKey } from './lock-key.template.js';
 import { LockMetadataAccessor } from './lock-metadata.accessor.js';
 import { LockServiceRegistry } from './lock-service.registry.js';
+import { addBinder, bind, preserving as preservingMetadata, rawMethod, removeBinder, type LockedCall, type Method, type MethodBinder } from './with-lock.method.js';
 import { WithLockRunner } from './with-lock.runner.js';
 
 type InstanceWrapper = ReturnType<DiscoveryService['getProviders']>[number];
-type Method = ((...args: unknown[]) => unknown) & { [ORIGINAL]?: Method };
+type GatewayMethod = Method & { [ORIGINAL]?: Method };
 
 const ORIGINAL = Symbol('etcd-lock:original');
 /** The locked handlers of each gateway instance, by method name (instances of several apps may share a class). */
 const GATEWAY_HANDLERS = new WeakMap<object, Map<string, Method>>();
 
+/** Passes the call on: a handler is locked by WithLockInterceptor, a gateway by its stand-in. */
+const LOCKED_UPSTREAM: LockedCall = (_args, call) => call();
+
 /**
- * At bootstrap: checks every @WithLock (bad templates and options fail here, naming the
- * method) and runs the @WithLock methods of singleton providers and WebSocket gateways under
- * their lock. Interceptors never run on provider methods, and Nest applies no global
- * interceptor (our APP_INTERCEPTOR) to gateways. Controllers (HTTP, microservices) are left
- * to WithLockInterceptor, which skips gateways: no method is locked twice.
+ * Tells each @WithLock method of this app how it runs (see with-lock.method.ts): provider
+ * methods (singleton, request-scoped or transient) under their lock; controller handlers
+ * (HTTP, microservices) as they are, since WithLockInterceptor locks them; WebSocket gateway
+ * handlers through a stand-in that holds the lock until their stream ends (Nest applies no
+ * global interceptor to gateways). No method is locked twice. At bootstrap it checks every
+ * @WithLock (bad templates and options fail here, naming the method).
  */
 @Injectable()
-export class WithLockExplorer implements OnModuleInit {
-  private readonly logger = new Logger('EtcdLockModule');
-
+export class WithLockExplorer implements OnModuleInit, OnApplicationShutdown, MethodBinder {
   constructor(
     @Inject(DiscoveryService) private readonly discovery: DiscoveryService,
     @Inject(MetadataScanner) private readonly scanner: MetadataScanner,
     @Inject(LockMetadataAccessor) private readonly metadata: LockMetadataAccessor,
     @Inject(WithLockRunner) private readonly runner: WithLockRunner,
     @Inject(LockServiceRegistry) private readonly registry: LockServiceRegistry,
-  ) {}
+  ) {
+    addBinder(this); // from now on, before any module's onModuleInit: a method called early still finds its lock
+  }
+
+  onApplicationShutdown(): void {
+    removeBinder(this);
+  }
+
+  /** How `instance`'s method runs, if the instance is one of this app's providers or controllers. */
+  bindingFor(instance: object, name: string): LockedCall | undefined {
+    const controller = this.discovery.getControllers().find(wrapper => wrapper.instance === instance);
+    if (controller) return LOCKED_UPSTREAM;
+    const providers = this.discovery.getProviders();
+    // a request-scoped or transient provider has an instance per context: known by its class
+    const provider =
+      providers.find(wrapper => !wrapper.isAlias && wrapper.instance === instance) ??
+      providers.find(wrapper => !wrapper.isAlias && !wrapper.isDependencyTreeStatic() && wrapper.metatype === instance.constructor);
+    if (!provider) return undefined;
+    if (isGateway(provider)) return LOCKED_UPSTREAM;
+    const lock = this.metadata.getWithLock(Object.getPrototypeOf(instance)[name]);
+    return lock && this.providerCall(instance, name, lock);
+  }
 
   /**
    * Puts a stand-in on the prototype of every @WithLock gateway method. Nest captures a
@@ -45,7 +69,7 @@ export class WithLockExplorer implements OnModuleInit {
   prepareGateways(): void {
     for (const wrapper of this.discovery.getProviders()) {
       if (!isGateway(wrapper)) continue;
-      const prototype = wrapper.metatype!.prototype as Record<string, Method>;
+      const prototype = wrapper.metatype!.prototype as Record<string, GatewayMethod>;
       for (const name of this.scanner.getAllMethodNames(prototype)) {
         const method = prototype[name];
         if (!this.metadata.getWithLock(method) || method[ORIGINAL]) continue; // not locked, or done by another app
@@ -72,24 +96,34 @@ export class WithLockExplorer implements OnModuleInit {
       const lock = this.metadata.getWithLock(prototype[name]);
       if (!lock) continue;
       const where = `${instance.constructor.name}.${name}`;
-      validateWithLockOptions(lock.options, where);
-      this.registry.get(lock.options.lock, `@WithLock on ${where}`); // the lock service it names exists
-      if (kind === 'handler') compileHandlerKey(lock.key, where); // checked now, run by the interceptor
-      else if (!wrapper.isDependencyTreeStatic()) this.logger.warn(SCOPED_PROVIDER(where));
-      else if (kind === 'gateway') this.lockGateway(instance, name, lock, where);
-      else this.lockProvider(instance, name, lock, where);
+      if (kind === 'handler') {
+        this.check(lock, where);
+        compileHandlerKey(lock.key, where); // checked now, run by the interceptor
+        bind(instance, name, LOCKED_UPSTREAM);
+      } else if (kind === 'gateway') {
+        this.check(lock, where);
+        this.lockGateway(instance, name, lock, where);
+        bind(instance, name, LOCKED_UPSTREAM);
+      } else {
+        const call = this.providerCall(instance, name, lock); // checks it
+        // another context's instance of a scoped provider finds its call through bindingFor
+        if (wrapper.isDependencyTreeStatic()) bind(instance, name, call);
+      }
     }
   }
 
-  /** Replaces a provider's method, on the instance, with one that runs it under the lock. */
-  private lockProvider(instance: Record<string, Method>, name: string, lock: WithLockMetadata, where: string): void {
-    const method = instance[name];
-    if (method[ORIGINAL]) return; // the same instance registered twice
-    const key = compileMethodKey(lock.key, method, where);
-    const runner = this.runner;
-    instance[name] = preserving(method, async function (this: unknown, ...args: unknown[]) {
-      return runner.run(key(args), lock.options, () => method.apply(this, args));
-    });
+  /** Bad options, or a lock service that does not exist, fail bootstrap naming the method. */
+  private check(lock: WithLockMetadata, where: string): void {
+    validateWithLockOptions(lock.options, where);
+    this.registry.get(lock.options.lock, `@WithLock on ${where}`);
+  }
+
+  /** How a provider's method runs: under its lock, with the key built from its arguments. */
+  private providerCall(instance: object, name: string, lock: WithLockMetadata): LockedCall {
+    const where = `${instance.constructor.name}.${name}`;
+    this.check(lock, where);
+    const key = compileMethodKey(lock.key, rawMethod(Object.getPrototypeOf(instance)[name]), where);
+    return async (args, call) => this.runner.run(key(args), lock.options, call); // a bad key rejects, as the lock would
   }
 
   /**
@@ -97,8 +131,9 @@ export class WithLockExplorer implements OnModuleInit {
    * holds the lock until the handler's value, promise or stream completes.
    */
   private lockGateway(instance: object, name: string, lock: WithLockMetadata, where: string): void {
-    const method = (Object.getPrototypeOf(instance)[name] as Method)[ORIGINAL];
-    if (!method) return; // prepareGateways did not see it: not a gateway of this app
+    const standIn = (Object.getPrototypeOf(instance)[name] as GatewayMethod)[ORIGINAL];
+    if (!standIn) return; // prepareGateways did not see it: not a gateway of this app
+    const method = rawMethod(standIn);
     const key = compileMethodKey(lock.key, method, where);
     const runner = this.runner;
     const handlers = GATEWAY_HANDLERS.get(instance) ?? new Map<string, Method>();
@@ -114,14 +149,9 @@ function isGateway(wrapper: InstanceWrapper): boolean {
 }
 
 /** Gives `replacement` the name, length and metadata of `method`, and remembers the original. */
-function preserving(method: Method, replacement: Method): Method {
-  Object.defineProperty(replacement, 'name', { value: method.name });
-  Object.defineProperty(replacement, 'length', { value: method.length });
+function preserving(method: GatewayMethod, replacement: GatewayMethod): GatewayMethod {
   Object.defineProperty(replacement, ORIGINAL, { value: method });
-  for (const metadataKey of Reflect.getMetadataKeys(method)) {
-    Reflect.defineMetadata(metadataKey, Reflect.getMetadata(metadataKey, method), replacement);
-  }
-  return replacement;
+  return preservingMetadata(method, replacement);
 }
 
 function toObservable(result: unknown): Observable<unknown> {
