@@ -13,6 +13,8 @@ import { WithLockRunner } from './with-lock.runner.js';
 
 type InstanceWrapper = ReturnType<DiscoveryService['getProviders']>[number];
 type GatewayMethod = Method & { [ORIGINAL]?: Method };
+/** Who locks a @WithLock method: the interceptor (handler), a stand-in (gateway), or the method's own wrapper (provider). */
+type MethodKind = 'handler' | 'gateway' | 'provider';
 
 const ORIGINAL = Symbol('etcd-lock:original');
 /** The locked handlers of each gateway instance, by method name (instances of several apps may share a class). */
@@ -47,17 +49,15 @@ export class WithLockExplorer implements OnModuleInit, OnApplicationShutdown, Me
 
   /** How `instance`'s method runs, if the instance is one of this app's providers or controllers. */
   bindingFor(instance: object, name: string): LockedCall | undefined {
-    const controller = this.discovery.getControllers().find(wrapper => wrapper.instance === instance);
-    if (controller) return LOCKED_UPSTREAM;
+    const lock = this.metadata.getWithLock(Object.getPrototypeOf(instance)[name]);
+    if (!lock) return undefined;
+    if (this.discovery.getControllers().some(wrapper => wrapper.instance === instance)) return this.callFor('handler', instance, name, lock);
     const providers = this.discovery.getProviders();
     // a request-scoped or transient provider has an instance per context: known by its class
     const provider =
       providers.find(wrapper => !wrapper.isAlias && wrapper.instance === instance) ??
       providers.find(wrapper => !wrapper.isAlias && !wrapper.isDependencyTreeStatic() && wrapper.metatype === instance.constructor);
-    if (!provider) return undefined;
-    if (isGateway(provider)) return LOCKED_UPSTREAM;
-    const lock = this.metadata.getWithLock(Object.getPrototypeOf(instance)[name]);
-    return lock && this.providerCall(instance, name, lock);
+    return provider && this.callFor(isGateway(provider) ? 'gateway' : 'provider', instance, name, lock);
   }
 
   /**
@@ -88,40 +88,34 @@ export class WithLockExplorer implements OnModuleInit, OnApplicationShutdown, Me
     for (const wrapper of this.discovery.getProviders()) this.visit(wrapper, isGateway(wrapper) ? 'gateway' : 'provider');
   }
 
-  private visit(wrapper: InstanceWrapper, kind: 'handler' | 'gateway' | 'provider'): void {
+  private visit(wrapper: InstanceWrapper, kind: MethodKind): void {
     const { instance } = wrapper;
     if (wrapper.isAlias || !instance || typeof instance !== 'object') return;
     const prototype = Object.getPrototypeOf(instance);
     for (const name of this.scanner.getAllMethodNames(prototype)) {
       const lock = this.metadata.getWithLock(prototype[name]);
       if (!lock) continue;
-      const where = `${instance.constructor.name}.${name}`;
-      if (kind === 'handler') {
-        this.check(lock, where);
-        compileHandlerKey(lock.key, where); // checked now, run by the interceptor
-        bind(instance, name, LOCKED_UPSTREAM);
-      } else if (kind === 'gateway') {
-        this.check(lock, where);
-        this.lockGateway(instance, name, lock, where);
-        bind(instance, name, LOCKED_UPSTREAM);
-      } else {
-        const call = this.providerCall(instance, name, lock); // checks it
-        // another context's instance of a scoped provider finds its call through bindingFor
-        if (wrapper.isDependencyTreeStatic()) bind(instance, name, call);
-      }
+      bind(instance, name, this.callFor(kind, instance, name, lock));
     }
   }
 
-  /** Bad options, or a lock service that does not exist, fail bootstrap naming the method. */
-  private check(lock: WithLockMetadata, where: string): void {
-    validateWithLockOptions(lock.options, where);
-    this.registry.get(lock.options.lock, `@WithLock on ${where}`);
-  }
-
-  /** How a provider's method runs: under its lock, with the key built from its arguments. */
-  private providerCall(instance: object, name: string, lock: WithLockMetadata): LockedCall {
+  /**
+   * Checks a @WithLock (bad options, templates or lock names fail bootstrap, naming the
+   * method) and says how the method runs: a provider's under its lock, with the key built from
+   * its arguments; a handler's and a gateway's as they are, locked upstream.
+   */
+  private callFor(kind: MethodKind, instance: object, name: string, lock: WithLockMetadata): LockedCall {
     const where = `${instance.constructor.name}.${name}`;
-    this.check(lock, where);
+    validateWithLockOptions(lock.options, where);
+    this.registry.get(lock.options.lock, `@WithLock on ${where}`); // the lock service it names exists
+    if (kind === 'handler') {
+      compileHandlerKey(lock.key, where); // checked now, run by the interceptor
+      return LOCKED_UPSTREAM;
+    }
+    if (kind === 'gateway') {
+      this.lockGateway(instance, name, lock, where);
+      return LOCKED_UPSTREAM;
+    }
     const key = compileMethodKey(lock.key, rawMethod(Object.getPrototypeOf(instance)[name]), where);
     return async (args, call) => this.runner.run(key(args), lock.options, call); // a bad key rejects, as the lock would
   }

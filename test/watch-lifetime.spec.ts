@@ -2,35 +2,23 @@
 // a reconnect) is never cancelled again. etcd3 keeps such a watch's id and etcd gives the same id
 // to the next watch on a new stream, so a second cancel ends somebody else's watch, or draws a
 // reply etcd3 throws on from its stream handler. Real etcd, real compaction, real restarts.
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Etcd3 } from 'etcd3';
-import { startEtcdCluster, type EtcdHandle } from '../harness/etcd.js';
-import { createEtcdClient } from '../lib/core/etcd-client.js';
 import { LockService } from '../lib/index.js';
 import { expectEtcdClean, metric } from './support/etcd-state.js';
+import { useEtcdAndWorkers } from './support/worker-fixture.js';
 
 const PREFIX = 'watch-lifetime/';
 const WORKER = fileURLToPath(new URL('./workers/close-after-compaction.worker.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-let etcd: EtcdHandle;
-let admin: Etcd3;
+const fixture = useEtcdAndWorkers(PREFIX, 2, { restartable: true });
 
-beforeAll(async () => {
-  etcd = await startEtcdCluster(1); // a member of our own: restarted below
-  admin = createEtcdClient({ hosts: etcd.endpoints });
-});
-
-afterAll(async () => {
-  admin?.close();
-  await etcd?.stop();
-});
-
-const watchers = async () => metric(await etcd.metrics(), 'etcd_debugging_mvcc_watcher_total');
-const watchStreams = async () => metric(await etcd.metrics(), 'etcd_debugging_mvcc_watch_stream_total');
+const watchers = async () => metric(await fixture.etcd.metrics(), 'etcd_debugging_mvcc_watcher_total');
+const watchStreams = async () => metric(await fixture.etcd.metrics(), 'etcd_debugging_mvcc_watch_stream_total');
 
 async function until(condition: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
   for (const end = Date.now() + timeoutMs; !(await condition()); await sleep(20)) {
@@ -46,20 +34,20 @@ async function until(condition: () => Promise<boolean> | boolean, timeoutMs = 10
  * is open again, and `settleMs` later.
  */
 async function compactAndRestart(settleMs: number): Promise<void> {
-  for (let i = 0; i < 5; i++) await admin.put(`${PREFIX}\u0000filler`).value(String(i)); // move past the watches' revisions
-  await admin.delete().key(`${PREFIX}\u0000filler`);
+  for (let i = 0; i < 5; i++) await fixture.admin.put(`${PREFIX}\u0000filler`).value(String(i)); // move past the watches' revisions
+  await fixture.admin.delete().key(`${PREFIX}\u0000filler`);
   // the last write before the compaction: a watch on it (an app's) resumes after the compacted revisions
-  const revision = (await admin.put('app/config').value('before-restart')).header.revision;
-  await admin.kv.compact({ revision, physical: true });
-  await etcd.members[0].stop();
-  await etcd.members[0].start();
+  const revision = (await fixture.admin.put('app/config').value('before-restart')).header.revision;
+  await fixture.admin.kv.compact({ revision, physical: true });
+  await fixture.etcd.members[0].stop();
+  await fixture.etcd.members[0].start();
   await until(async () => (await watchStreams()) >= 1);
   await sleep(settleMs);
 }
 
 describe('watches end once', () => {
   it("close() after a compaction and a reconnect leaves the app's own watch on a shared client alive", async () => {
-    const client = new Etcd3({ hosts: etcd.endpoints }); // the app's client, handed to the library
+    const client = new Etcd3({ hosts: fixture.etcd.endpoints }); // the app's client, handed to the library
     const locks = new LockService({ client, prefix: PREFIX, ttl: 2 });
     try {
       await locks.onModuleInit();
@@ -71,10 +59,10 @@ describe('watches end once', () => {
       const appWatch = await client.watch().key('app/config').create();
       appWatch.on('put', kv => seen.push(kv.value.toString()));
       appWatch.on('error', err => errors.push(String(err)));
-      await admin.put('app/config').value('before-close');
+      await fixture.admin.put('app/config').value('before-close');
       await until(() => seen.length === 1);
       await locks.close();
-      await admin.put('app/config').value('after-close');
+      await fixture.admin.put('app/config').value('after-close');
       await until(() => seen.length === 2 || errors.length > 0, 3_000).catch(() => undefined);
       expect(errors).toEqual([]);
       expect(seen).toEqual(['before-close', 'after-close']);
@@ -90,7 +78,7 @@ describe('watches end once', () => {
     const child = fork(WORKER, [], {
       cwd: ROOT,
       execArgv: ['--import', 'tsx'],
-      env: { ...process.env, ETCD_ENDPOINTS: etcd.endpoints.join(','), LOCK_PREFIX: PREFIX, NODE_OPTIONS: '', ...run.env },
+      env: { ...process.env, ETCD_ENDPOINTS: fixture.etcd.endpoints.join(','), LOCK_PREFIX: PREFIX, NODE_OPTIONS: '', ...run.env },
       stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
     });
     let stderr = '';
@@ -138,15 +126,15 @@ describe('watches end once', () => {
   });
 
   it("a cancel that crosses etcd's own cancel of a compacted watch is ignored, not thrown from etcd3's stream handler", async () => {
-    const client = new Etcd3({ hosts: etcd.endpoints });
+    const client = new Etcd3({ hosts: fixture.etcd.endpoints });
     const locks = new LockService({ client, prefix: PREFIX }); // every client a LockService uses gets the guard
     const thrown: unknown[] = [];
     const onUnhandled = (err: unknown) => thrown.push(err);
     process.on('unhandledRejection', onUnhandled);
     try {
       const live = await client.watch().key('app/live').create(); // keeps the stream open
-      const compactedAt = BigInt((await admin.put('app/config').value('x')).header.revision);
-      await admin.kv.compact({ revision: compactedAt.toString(), physical: true });
+      const compactedAt = BigInt((await fixture.admin.put('app/config').value('x')).header.revision);
+      await fixture.admin.kv.compact({ revision: compactedAt.toString(), physical: true });
       const stale = client.watch().key('app/config').startRevision((compactedAt - 1n).toString()).watcher();
       await once(stale, 'error'); // etcd cancelled it, and still answers one cancel for its id
       void stale.cancel().catch(() => undefined);
@@ -161,7 +149,7 @@ describe('watches end once', () => {
   });
 
   it('leaves etcd clean', async () => {
-    await admin.delete().key('app/config');
-    await expectEtcdClean(admin, PREFIX);
+    await fixture.admin.delete().key('app/config');
+    await expectEtcdClean(fixture.admin, PREFIX);
   });
 });

@@ -7,36 +7,22 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Etcd3 } from 'etcd3';
-import { startEtcd, type EtcdHandle } from '../../harness/etcd.js';
-import { createEtcdClient } from '../../lib/core/etcd-client.js';
 import { Injectable } from '@nestjs/common';
 import { WithLock, withoutLocks } from '../../lib/index.js';
 import { expectEtcdClean } from '../support/etcd-state.js';
+import { useEtcdAndWorkers } from '../support/worker-fixture.js';
 
 const PREFIX = 'integrations/';
 const DATA = 'integrations-data/';
 const WORKER = fileURLToPath(new URL('../workers/scheduled-app.worker.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-let etcd: EtcdHandle;
-let admin: Etcd3;
-
-beforeAll(async () => {
-  etcd = await startEtcd();
-  admin = createEtcdClient({ hosts: etcd.endpoints });
-});
-
-afterAll(async () => {
-  await admin?.delete().prefix(DATA);
-  admin?.close();
-  await etcd?.stop();
-});
+const fixture = useEtcdAndWorkers(PREFIX, 2);
 
 async function startApp(order: 'integrations-first' | 'lock-first'): Promise<ChildProcess> {
   const child = fork(WORKER, [], {
     cwd: ROOT,
     execArgv: ['--import', 'tsx'],
-    env: { ...process.env, ETCD_ENDPOINTS: etcd.endpoints.join(','), LOCK_PREFIX: PREFIX, DATA_PREFIX: DATA, IMPORT_ORDER: order, NODE_OPTIONS: '' },
+    env: { ...process.env, ETCD_ENDPOINTS: fixture.etcd.endpoints.join(','), LOCK_PREFIX: PREFIX, DATA_PREFIX: DATA, IMPORT_ORDER: order, NODE_OPTIONS: '' },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const [message] = await once(child, 'message');
@@ -52,7 +38,7 @@ async function stop(child: ChildProcess): Promise<void> {
 
 /** Runs per tick: tick → number of processes that ran it. */
 async function runsPerTick(job: string): Promise<Map<string, number>> {
-  const keys = await admin.getAll().prefix(`${DATA}${job}/`).keys();
+  const keys = await fixture.admin.getAll().prefix(`${DATA}${job}/`).keys();
   const ticks = new Map<string, number>();
   for (const key of keys) {
     const tick = key.split('/')[2];
@@ -65,7 +51,7 @@ describe.each(['integrations-first', 'lock-first'] as const)('two processes, %s'
   let apps: ChildProcess[] = [];
 
   beforeAll(async () => {
-    await admin.delete().prefix(DATA);
+    await fixture.admin.delete().prefix(DATA);
     apps = await Promise.all([startApp(order), startApp(order)]);
   });
 
@@ -94,7 +80,7 @@ describe.each(['integrations-first', 'lock-first'] as const)('two processes, %s'
         expect((await once(app, 'message'))[0]).toBe('emitted');
       }),
     );
-    expect(await admin.get(`${DATA}paid/${id}`).string()).toBe('20'); // an unsafe increment, exact only under the lock
+    expect(await fixture.admin.get(`${DATA}paid/${id}`).string()).toBe('20'); // an unsafe increment, exact only under the lock
   });
 });
 
@@ -118,6 +104,7 @@ describe('outside an app', () => {
 
 describe('cleanup', () => {
   it('leaves etcd clean', async () => {
-    await expectEtcdClean(admin, PREFIX, 3_000);
+    await fixture.admin.delete().prefix(DATA); // the jobs' records
+    await expectEtcdClean(fixture.admin, PREFIX, 3_000);
   });
 });
