@@ -8,3 +8,6 @@ export const GATEWAY_METADATA = 'websockets:is_gateway';
 export const GATEWAYS_PREPARED = 'etcd-lock:gateways_prepared';
 /** The name of the lock service of `EtcdLockModule.forRoot()` without a `name`. */
 export const DEFAULT_LOCK_INSTANCE = 'default';
+/** Metadata keys of Nest's HTTP route decorators (`@Controller(path)`, `@Post(path)`), read to check key templates against routes. */
+export const HTTP_PATH_METADATA = 'path';
+export const HTTP_METHOD_METADATA = 'method';

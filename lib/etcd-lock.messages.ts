@@ -4,6 +4,11 @@ export const UNKNOWN_PLACEHOLDER = (where: string, placeholder: string, why: str
   `@WithLock on ${where}: key placeholder ${placeholder} names no parameter (${why}). ` +
   `Use a parameter name, an index such as <<0>>, or a path such as <<order.id>>.`;
 
+export const NOT_A_ROUTE_PARAM = (where: string, route: string, placeholder: string, name: string, params: readonly string[]) =>
+  `@WithLock on ${where} (${route}): placeholder ${placeholder} is not a param of the route ` +
+  `(its params: ${params.length ? params.join(', ') : 'none'}). Name a route param, or say where the value comes from: ` +
+  `<<query.${name}>>, <<body.${name}>>, <<headers.${name}>> or <<user.${name}>>.`;
+
 export const EMPTY_PLACEHOLDER = (placeholder: string, template: string, value: unknown) =>
   `placeholder ${placeholder} of "${template}" is ${value === '' ? 'empty' : String(value)}; send a value for it`;
 

@@ -1,6 +1,6 @@
 import type { ExecutionContext } from '@nestjs/common';
 import { InvalidLockKeyError, LockConfigurationError } from './core/lock.errors.js';
-import { EMPTY_PLACEHOLDER, NON_SCALAR_PLACEHOLDER, UNKNOWN_PLACEHOLDER, BAD_KEY_FUNCTION_RESULT } from './etcd-lock.messages.js';
+import { EMPTY_PLACEHOLDER, NON_SCALAR_PLACEHOLDER, NOT_A_ROUTE_PARAM, UNKNOWN_PLACEHOLDER, BAD_KEY_FUNCTION_RESULT } from './etcd-lock.messages.js';
 
 /** A lock key: a template such as `'order:<<id>>'`, or a function of the call's arguments. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the arguments of any method
@@ -21,9 +21,21 @@ interface ParsedTemplate {
 
 const PLACEHOLDER = /<<([^<>]*)>>/g;
 
-/** Roots a handler template may name explicitly; a bare name looks in params, then query, then body. */
+/** Roots an HTTP handler's template may name explicitly; a bare name is a route param. */
 export const HTTP_ROOTS = ['params', 'query', 'body', 'headers', 'user'] as const;
-const BARE_NAME_ROOTS = ['params', 'query', 'body'] as const;
+
+/** An HTTP handler's route, as @WithLock checks its template against it. */
+export interface HttpRoute {
+  /** for messages, e.g. `POST /orders/:id/pay` */
+  readonly description: string;
+  /** the params every path of the handler has */
+  readonly params: readonly string[];
+}
+
+/** The params of a route path (`:id`, `*rest`, `{/:id}`), in order. */
+export function routeParams(path: string): string[] {
+  return [...path.matchAll(/[:*]([A-Za-z_$][\w$]*)/g)].map(match => match[1]);
+}
 
 function parseTemplate(template: string, where: string): ParsedTemplate {
   const literals: string[] = [];
@@ -101,14 +113,22 @@ export function compileMethodKey(source: LockKeySource, method: AnyFunction, whe
 }
 
 /**
- * Compiles the key of a controller, gateway or microservice handler. Over HTTP a bare name
- * is looked up in route params, then query, then body; `params.`, `query.`, `body.`,
- * `headers.` and `user.` name a root. RPC and WebSocket handlers read their payload. A
- * function key receives the handler's raw arguments (`context.getArgs()`).
+ * Compiles the key of a controller, gateway or microservice handler. Over HTTP (`route`
+ * given) a bare name is a route param, and one the route does not have fails here, at
+ * bootstrap, naming the route, rather than as a 400 that blames every client; `params.`,
+ * `query.`, `body.`, `headers.` and `user.` name where a value comes from. RPC and WebSocket
+ * handlers read their payload. A function key receives the handler's raw arguments
+ * (`context.getArgs()`).
  */
-export function compileHandlerKey(source: LockKeySource, where: string): (context: ExecutionContext) => string {
+export function compileHandlerKey(source: LockKeySource, where: string, route?: HttpRoute): (context: ExecutionContext) => string {
   if (typeof source === 'function') return context => checkKey(source(...context.getArgs()), where);
   const parsed = parseTemplate(source, where);
+  for (const { text, path } of parsed.placeholders) {
+    const explicit = (HTTP_ROOTS as readonly string[]).includes(path[0]);
+    if (route && !explicit && !route.params.includes(path[0])) {
+      throw new LockConfigurationError(NOT_A_ROUTE_PARAM(where, route.description, text, path.join('.'), route.params));
+    }
+  }
   return context => {
     const values = parsed.placeholders.map(({ path }) => {
       const type = context.getType();
@@ -116,11 +136,7 @@ export function compileHandlerKey(source: LockKeySource, where: string): (contex
       if (type === 'ws') return valueAt(context.switchToWs().getData(), path);
       const request = context.switchToHttp().getRequest<Record<string, unknown>>();
       if ((HTTP_ROOTS as readonly string[]).includes(path[0])) return valueAt(request[path[0]], path.slice(1));
-      for (const root of BARE_NAME_ROOTS) {
-        const value = valueAt(request[root], path);
-        if (value !== undefined) return value;
-      }
-      return undefined;
+      return valueAt(request.params, path);
     });
     return render(source, parsed, values);
   };

@@ -109,7 +109,8 @@ export class WithLockExplorer implements OnModuleInit, OnApplicationShutdown, Me
     validateWithLockOptions(lock.options, where);
     this.registry.get(lock.options.lock, `@WithLock on ${where}`); // the lock service it names exists
     if (kind === 'handler') {
-      compileHandlerKey(lock.key, where); // checked now, run by the interceptor
+      const handler = Object.getPrototypeOf(instance)[name];
+      compileHandlerKey(lock.key, where, this.metadata.getHttpRoute(instance.constructor, handler)); // checked now, run by the interceptor
       return LOCKED_UPSTREAM;
     }
     if (kind === 'gateway') {

@@ -40,7 +40,7 @@ export class WithLockInterceptor implements NestInterceptor {
       const { key: source, options } = this.metadata.getWithLock(handler)!;
       const where = `${context.getClass().name}.${context.getHandler().name}`;
       validateWithLockOptions(options, where);
-      key = compileHandlerKey(source, where);
+      key = compileHandlerKey(source, where, this.metadata.getHttpRoute(context.getClass(), handler));
       this.keys.set(handler, key);
     }
     return key;

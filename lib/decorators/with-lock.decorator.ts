@@ -21,7 +21,7 @@ export interface WithLockMetadata {
  * tests).
  *
  * `key` is a template such as `'order:<<id>>'` (a parameter name, an index `<<0>>` or a path
- * `<<order.customer.id>>`; on HTTP handlers route params, query, body, or `headers.`/`user.`)
+ * `<<order.customer.id>>`; on HTTP handlers a route param, or `query.`/`body.`/`headers.`/`user.`)
  * or a function of the arguments. Inside the method, `LockService.current()` is the lock.
  * @publicApi
  */

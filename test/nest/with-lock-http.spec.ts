@@ -2,12 +2,12 @@
 // real HTTP requests (supertest), a real etcd.
 import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type { INestApplication } from '@nestjs/common';
+import { Controller, Param, Post, type INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { Etcd3 } from 'etcd3';
 import request from 'supertest';
 import { startEtcd, type EtcdHandle } from '../../harness/etcd.js';
-import { LockService } from '../../lib/index.js';
+import { EtcdLockModule, LockConfigurationError, LockService, WithLock } from '../../lib/index.js';
 import { Ledger, ordersModule, type Span } from '../fixtures/orders.app.js';
 import { expectEtcdClean } from '../support/etcd-state.js';
 
@@ -93,6 +93,57 @@ describe('@WithLock on an HTTP route', () => {
     const res = await request(app.getHttpServer()).post(`/orders/${encodeURIComponent('x/y:z')}/pay`);
     expect(res.status).toBe(201);
     expect((res.body as Span).key).toBe('order:x%2Fy%3Az');
+  });
+});
+
+@Controller('shop/:shopId/orders')
+class MisnamedController {
+  @Post(':id/pay')
+  @WithLock('order:<<orderId>>')
+  pay(@Param('id') id: string): string {
+    return id;
+  }
+}
+
+@Controller('orders')
+class QueryKeyController {
+  @Post('search')
+  @WithLock('search:<<query.term>>')
+  search(): string {
+    return 'ok';
+  }
+}
+
+/** Why app.init() failed with this controller (undefined if it did not). */
+async function bootError(controller: new () => unknown): Promise<unknown> {
+  const moduleRef = await Test.createTestingModule({
+    imports: [EtcdLockModule.forRoot({ etcd: { hosts: etcd.endpoints }, prefix: PREFIX, ttl: 1 })],
+    controllers: [controller],
+  }).compile();
+  const other = moduleRef.createNestApplication({ logger: false });
+  try {
+    await other.init();
+    return undefined;
+  } catch (err) {
+    return err;
+  } finally {
+    await other.close();
+  }
+}
+
+describe('templates are checked against the route at bootstrap', () => {
+  it('a bare name that is not a route param fails bootstrap naming the route, the placeholder and the params', async () => {
+    const error = await bootError(MisnamedController);
+    expect(error).toBeInstanceOf(LockConfigurationError);
+    const message = (error as Error).message;
+    expect(message).toContain('MisnamedController.pay (POST /shop/:shopId/orders/:id/pay)');
+    expect(message).toContain('<<orderId>>');
+    expect(message).toContain('its params: shopId, id');
+    expect(message).toContain('<<query.orderId>>'); // says how to name a value from elsewhere
+  });
+
+  it('a value named by where it comes from (query., body., headers., user.) boots', async () => {
+    expect(await bootError(QueryKeyController)).toBeUndefined();
   });
 });
 

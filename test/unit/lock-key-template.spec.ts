@@ -5,7 +5,7 @@ import { resolveConflictStatus, validateWithLockOptions } from '../../lib/etcd-l
 import { InvalidLockKeyError, LockAlreadyHeldError, LockConfigurationError, LockLostError, LockTimeoutError } from '../../lib/index.js';
 import { globToRegExp } from '../../lib/lock-events.explorer.js';
 import { toHttpException } from '../../lib/lock-http.exception.js';
-import { compileHandlerKey, compileMethodKey, parameterNames } from '../../lib/lock-key.template.js';
+import { compileHandlerKey, compileMethodKey, parameterNames, routeParams } from '../../lib/lock-key.template.js';
 
 class Sample {
   pay(orderId: string, amount: number) {
@@ -74,12 +74,29 @@ describe('compileHandlerKey', () => {
   const rpc = (data: unknown) => ({ getType: () => 'rpc', switchToRpc: () => ({ getData: () => data }), getArgs: () => [data] }) as unknown as ExecutionContext;
   const ws = (data: unknown) => ({ getType: () => 'ws', switchToWs: () => ({ getData: () => data }), getArgs: () => [{}, data] }) as unknown as ExecutionContext;
 
-  it('looks a bare name up in params, then query, then body', () => {
-    const key = compileHandlerKey('o:<<id>>', 'C.h');
+  const route = { description: 'POST /orders/:id/pay', params: ['id'] };
+
+  it('over HTTP, a bare name is a route param: query and body are read only when named', () => {
+    const key = compileHandlerKey('o:<<id>>', 'C.h', route);
     expect(key(http({ params: { id: 'p' }, query: { id: 'q' }, body: { id: 'b' } }))).toBe('o:p');
-    expect(key(http({ params: {}, query: { id: 'q' }, body: { id: 'b' } }))).toBe('o:q');
-    expect(key(http({ params: {}, query: {}, body: { id: 'b' } }))).toBe('o:b');
-    expect(() => key(http({ params: {}, query: {}, body: {} }))).toThrow(InvalidLockKeyError);
+    expect(() => key(http({ params: {}, query: { id: 'q' }, body: { id: 'b' } }))).toThrow(InvalidLockKeyError);
+  });
+
+  it('refuses, when compiled, a bare name the route does not have, saying where else a value can come from', () => {
+    expect(() => compileHandlerKey('o:<<orderId>>', 'C.pay', route)).toThrow(LockConfigurationError);
+    expect(() => compileHandlerKey('o:<<orderId>>', 'C.pay', route)).toThrow(
+      '@WithLock on C.pay (POST /orders/:id/pay): placeholder <<orderId>> is not a param of the route (its params: id). ' +
+        'Name a route param, or say where the value comes from: <<query.orderId>>, <<body.orderId>>, <<headers.orderId>> or <<user.orderId>>.',
+    );
+    expect(() => compileHandlerKey('o:<<body.orderId>>:<<id>>', 'C.pay', route)).not.toThrow();
+    expect(() => compileHandlerKey('o:<<orderId>>', 'C.rpc')).not.toThrow(); // no route: an RPC or WebSocket payload
+  });
+
+  it('reads the params of a route path', () => {
+    expect(routeParams('/shop/:shopId/orders/:id/pay')).toEqual(['shopId', 'id']);
+    expect(routeParams('/files/*path')).toEqual(['path']);
+    expect(routeParams('/orders{/:id}')).toEqual(['id']);
+    expect(routeParams('/orders')).toEqual([]);
   });
 
   it('accepts explicit roots and reads RPC and WebSocket payloads', () => {
