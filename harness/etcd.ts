@@ -180,7 +180,7 @@ function makeHandle(source: EtcdHandle['source'], endpoints: string[], members: 
 }
 
 // Listen on port 0 and close; all listeners stay open until every port is known so they differ.
-async function freePorts(count: number): Promise<number[]> {
+export async function freePorts(count: number): Promise<number[]> {
   const servers = await Promise.all(Array.from({ length: count }, () => new Promise<net.Server>((resolve, reject) => {
     const server = net.createServer().once('error', reject);
     server.listen(0, '127.0.0.1', () => resolve(server));

@@ -40,3 +40,8 @@ export const UNLOCKED_METHOD = (where: string) =>
 
 export const AMBIGUOUS_LOCKED_METHOD = (where: string) =>
   `@WithLock method ${where} was called on an instance that several running Nest apps claim; give each app its own instance.`;
+
+export const HANDLER_NOT_INTERCEPTED = (where: string) =>
+  `@WithLock handler ${where} was called without EtcdLockModule's interceptor, so its lock was not taken and it did not run. ` +
+  `A microservice connected to an HTTP app needs app.connectMicroservice(options, { inheritAppConfig: true }); ` +
+  `other code should call a provider method instead of the handler.`;

@@ -8,7 +8,17 @@ import { validateWithLockOptions } from './etcd-lock.options.js';
 import { compileHandlerKey, compileMethodKey } from './lock-key.template.js';
 import { LockMetadataAccessor } from './lock-metadata.accessor.js';
 import { LockServiceRegistry } from './lock-service.registry.js';
-import { addBinder, bind, preserving as preservingMetadata, rawMethod, removeBinder, type LockedCall, type Method, type MethodBinder } from './with-lock.method.js';
+import {
+  addBinder,
+  bind,
+  lockedByInterceptor,
+  preserving as preservingMetadata,
+  rawMethod,
+  removeBinder,
+  type LockedCall,
+  type Method,
+  type MethodBinder,
+} from './with-lock.method.js';
 import { WithLockRunner } from './with-lock.runner.js';
 
 type InstanceWrapper = ReturnType<DiscoveryService['getProviders']>[number];
@@ -20,13 +30,13 @@ const ORIGINAL = Symbol('etcd-lock:original');
 /** The locked handlers of each gateway instance, by method name (instances of several apps may share a class). */
 const GATEWAY_HANDLERS = new WeakMap<object, Map<string, Method>>();
 
-/** Passes the call on: a handler is locked by WithLockInterceptor, a gateway by its stand-in. */
-const LOCKED_UPSTREAM: LockedCall = (_args, call) => call();
+/** Passes a gateway handler's call on: Nest calls it through its stand-in, which holds the lock (see prepareGateways). */
+const THROUGH_STAND_IN: LockedCall = (_args, call) => call();
 
 /**
  * Tells each @WithLock method of this app how it runs (see with-lock.method.ts): provider
  * methods (singleton, request-scoped or transient) under their lock; controller handlers
- * (HTTP, microservices) as they are, since WithLockInterceptor locks them; WebSocket gateway
+ * (HTTP, microservices) as they are when WithLockInterceptor holds their lock, else not at all; WebSocket gateway
  * handlers through a stand-in that holds the lock until their stream ends (Nest applies no
  * global interceptor to gateways). No method is locked twice. At bootstrap it checks every
  * @WithLock (bad templates and options fail here, naming the method).
@@ -111,11 +121,11 @@ export class WithLockExplorer implements OnModuleInit, OnApplicationShutdown, Me
     if (kind === 'handler') {
       const handler = Object.getPrototypeOf(instance)[name];
       compileHandlerKey(lock.key, where, this.metadata.getHttpRoute(instance.constructor, handler)); // checked now, run by the interceptor
-      return LOCKED_UPSTREAM;
+      return lockedByInterceptor(handler, where);
     }
     if (kind === 'gateway') {
       this.lockGateway(instance, name, lock, where);
-      return LOCKED_UPSTREAM;
+      return THROUGH_STAND_IN;
     }
     const key = compileMethodKey(lock.key, rawMethod(Object.getPrototypeOf(instance)[name]), where);
     return async (args, call) => this.runner.run(key(args), lock.options, call); // a bad key rejects, as the lock would

@@ -5,6 +5,7 @@ import { toHttpException } from './lock-http.exception.js';
 import { compileHandlerKey } from './lock-key.template.js';
 import { LockMetadataAccessor } from './lock-metadata.accessor.js';
 import { LockServiceRegistry } from './lock-service.registry.js';
+import { underInterceptorLock } from './with-lock.method.js';
 import { WithLockRunner } from './with-lock.runner.js';
 
 /**
@@ -27,7 +28,7 @@ export class WithLockInterceptor implements NestInterceptor {
     const lock = this.metadata.getWithLock(handler);
     // gateways are wrapped at bootstrap (Nest gives them no global interceptors): never lock twice
     if (!lock || context.getType() === 'ws') return next.handle();
-    const locked = defer(() => this.runner.observe(this.keyOf(handler, context)(context), lock.options, () => next.handle()));
+    const locked = defer(() => this.runner.observe(this.keyOf(handler, context)(context), lock.options, () => underInterceptorLock(handler, () => next.handle())));
     if (context.getType() !== 'http') return locked; // RPC and WebSocket callers get the typed LockError
     const { conflictStatus } = this.registry.get(lock.options.lock, '@WithLock');
     return locked.pipe(catchError(err => throwError(() => toHttpException(err, conflictStatus))));

@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { Observable } from 'rxjs';
 import { LockConfigurationError } from './core/lock.errors.js';
-import { AMBIGUOUS_LOCKED_METHOD, UNLOCKED_METHOD } from './etcd-lock.messages.js';
+import { AMBIGUOUS_LOCKED_METHOD, HANDLER_NOT_INTERCEPTED, UNLOCKED_METHOD } from './etcd-lock.messages.js';
 
 /** A class method as it is called. */
 export type Method = ((...args: unknown[]) => unknown) & { [RAW]?: Method };
@@ -18,6 +19,8 @@ const RAW = Symbol('etcd-lock:raw-method');
 const binders = new Set<MethodBinder>();
 const bindings = new WeakMap<object, Map<string, LockedCall>>();
 const unlocked = new AsyncLocalStorage<true>();
+/** The handler whose lock WithLockInterceptor holds in this async context. */
+const lockedUpstream = new AsyncLocalStorage<object>();
 
 /**
  * Why @WithLock replaces the method when it is DECORATED (DESIGN §6 has decorators store
@@ -103,4 +106,24 @@ export function preserving(method: Method, replacement: Method): Method {
     Reflect.defineMetadata(metadataKey, Reflect.getMetadata(metadataKey, method), replacement);
   }
   return replacement;
+}
+
+/**
+ * Calls `handle` (an interceptor's `next.handle()`) and subscribes to what it returns, both
+ * marked as holding `handler`'s lock: the interceptor took it, the method's wrapper passes the
+ * call on. `next.handle()` itself must run inside: Nest binds the handler's call to the async
+ * context in which it is called.
+ */
+export function underInterceptorLock<T>(handler: object, handle: () => Observable<T>): Observable<T> {
+  return new Observable<T>(subscriber => lockedUpstream.run(handler, () => handle().subscribe(subscriber)));
+}
+
+/**
+ * How a controller handler runs: as it is when WithLockInterceptor holds its lock, else it is
+ * refused. Nest gives a microservice connected to an HTTP app without `inheritAppConfig` none
+ * of the app's interceptors, and a handler called directly by other code has none either.
+ */
+export function lockedByInterceptor(handler: object, where: string): LockedCall {
+  return (_args, call) =>
+    lockedUpstream.getStore() === handler ? call() : Promise.reject(new LockConfigurationError(HANDLER_NOT_INTERCEPTED(where)));
 }
