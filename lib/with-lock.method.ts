@@ -29,7 +29,7 @@ const lockedUpstream = new AsyncLocalStorage<object>();
  * `imports` decide. A method swapped on the instance in our hook could be taken, unlocked,
  * before. The prototype's method is the only thing every caller reaches, whatever it took and
  * whenever: this wrapper looks up, at each call, the app that owns `this` and runs the call
- * under its lock. An instance no app claims never runs unlocked: the call throws.
+ * under its lock. An instance no app claims never runs unlocked: the call is refused.
  */
 export function lockedMethod(name: string, where: () => string, raw: Method): Method {
   const wrapper = function (this: object, ...args: unknown[]) {
