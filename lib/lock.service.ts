@@ -74,6 +74,8 @@ export class LockService {
   private readonly held = new Set<HeldLock>();
   private readonly closing = new AbortController();
   private session: Promise<EtcdSession> | undefined;
+  /** A session was opened once: etcd was reachable with these options, so a failure to open another is an outage. */
+  private connected = false;
   private closed: Promise<void> | undefined;
   private releaseWatchStream: (() => void) | undefined;
   private readonly inspector: LockInspector;
@@ -256,7 +258,9 @@ export class LockService {
       });
     let session: EtcdSession;
     try {
-      session = await untilAborted(retrying(() => this.currentSession(), outer.signal), outer.signal);
+      // the first session is bounded by connectTimeout (its grant retries within it); a later one, after an outage, is retried within the wait
+      const opening = this.connected ? retrying(() => this.currentSession(), outer.signal) : this.currentSession();
+      session = await untilAborted(opening, outer.signal);
     } catch (err) {
       outer.dispose();
       throw this.acquireError(err, name, performance.now() - startedAt, undefined, outer.timedOut, signal, unavailable);
@@ -551,6 +555,7 @@ export class LockService {
       for (const held of [...this.held]) if (held.session === expired && !held.ownLease) this.end(held, 'session-expired');
     }).then(
       session => {
+        this.connected = true;
         this.ownSessions.add(session.leaseHex);
         return session;
       },
