@@ -51,6 +51,16 @@ export const INVALID_KEY = (why: string) => `Invalid lock key: ${why}.`;
 
 export const INVALID_OPTION = (option: string, why: string) => `Invalid option "${option}": ${why}.`;
 
+export const UNKNOWN_OPTION = (option: string, closest: string | undefined, known: readonly string[]) =>
+  `Unknown option "${option}": ${closest ? `did you mean "${closest}"?` : `the options are ${known.join(', ')}.`} Fix or remove it.`;
+
+export const CLIENT_OPTION_OUTSIDE_ETCD = (option: string) =>
+  `Unknown option "${option}": it is an option of the etcd3 client. Pass it inside etcd: { etcd: { ${option}: ... } }.`;
+
+export const MODULE_EXTRA_IN_OPTIONS = (option: string) =>
+  `Unknown option "${option}": it is an option of EtcdLockModule.forRoot() and forRootAsync() themselves. ` +
+  `With forRootAsync, pass it beside useFactory, not in the options the factory returns.`;
+
 export const TTL_BELOW_MINIMUM = (ttl: number, minimum: number) =>
   `Invalid option "ttl": ${ttl} s is below this etcd cluster's minimum lease TTL of ${minimum} s ` +
   `(1.5 x its election timeout); etcd would silently extend it. Set ttl >= ${minimum}.`;
