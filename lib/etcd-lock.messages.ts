@@ -35,3 +35,6 @@ export const UNLOCKED_METHOD = (where: string) =>
 
 export const AMBIGUOUS_LOCKED_METHOD = (where: string) =>
   `@WithLock method ${where} was called on an instance that several running Nest apps claim; give each app its own instance.`;
+
+export const ETCD_UNAVAILABLE_FOR_CLIENTS = (retryAfterSeconds: number) =>
+  `The lock service cannot reach its store right now. Retry in ${retryAfterSeconds} s.`;

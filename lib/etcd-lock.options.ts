@@ -6,6 +6,7 @@ import { EXCLUSIVE, SHARED, describeKind, type LockKind } from './core/lock-kind
 import { LockConfigurationError } from './core/lock.errors.js';
 import { CLIENT_OPTION_OUTSIDE_ETCD, INVALID_OPTION, MODULE_EXTRA_IN_OPTIONS, UNKNOWN_OPTION } from './core/lock.messages.js';
 import { closestName } from './closest-name.js';
+import { DEFAULT_CONFLICT_STATUS } from './lock-error.answer.js';
 import { BAD_WITH_LOCK_OPTION } from './etcd-lock.messages.js';
 import type { EtcdLockModuleOptions } from './interfaces/etcd-lock-module-options.interface.js';
 import type { RetryOptions } from './interfaces/acquire-options.interface.js';
@@ -236,7 +237,7 @@ export function validateWithLockOptions(options: WithLockOptions, where: string)
 }
 
 /** Checks the HTTP status answered when a lock is not acquired (409 by default; '423' from the environment is 423). */
-export function resolveConflictStatus(given: unknown = 409): number {
+export function resolveConflictStatus(given: unknown = DEFAULT_CONFLICT_STATUS): number {
   const status = fromString(given);
   if (typeof status !== 'number' || !Number.isInteger(status) || status < 400 || status > 599) {
     throw new LockConfigurationError(INVALID_OPTION('conflictStatus', `expected an HTTP error status such as 409 or 423, got ${shown(given)}`));
