@@ -38,3 +38,6 @@ export const AMBIGUOUS_LOCKED_METHOD = (where: string) =>
 
 export const ETCD_UNAVAILABLE_FOR_CLIENTS = (retryAfterSeconds: number) =>
   `The lock service cannot reach its store right now. Retry in ${retryAfterSeconds} s.`;
+
+/** What a client is told of a server fault: the words of Nest's own filters. */
+export const INTERNAL_ERROR = 'Internal server error';

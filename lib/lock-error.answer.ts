@@ -1,6 +1,6 @@
 import { HttpStatus } from '@nestjs/common';
 import { LockError, type LockErrorCode } from './core/lock.errors.js';
-import { ETCD_UNAVAILABLE_FOR_CLIENTS } from './etcd-lock.messages.js';
+import { ETCD_UNAVAILABLE_FOR_CLIENTS, INTERNAL_ERROR } from './etcd-lock.messages.js';
 
 /**
  * Seconds a client is asked to wait (HTTP `Retry-After`) before it retries a request that
@@ -52,4 +52,25 @@ export function answerLockError(err: LockError, conflictStatus: number): LockErr
     default:
       return undefined;
   }
+}
+
+/** What RPC and WebSocket clients get: the shape of an RpcException's or WsException's error. */
+export interface LockErrorPayload {
+  readonly status: 'error';
+  readonly code: LockErrorCode;
+  /** The HTTP status the same error gets on a route, for a gateway that forwards it. */
+  readonly statusCode: number;
+  readonly message: string;
+  readonly key?: string;
+  readonly retryAfter?: number;
+}
+
+/**
+ * The payload of an answer (see answerLockError) for RPC and WebSocket clients. A server
+ * fault (no answer) keeps its code and hides its message, as Nest hides an unknown error's.
+ */
+export function lockErrorPayload(err: LockError, answer: LockErrorAnswer | undefined): LockErrorPayload {
+  if (!answer) return { status: 'error', code: err.code, statusCode: HttpStatus.INTERNAL_SERVER_ERROR, message: INTERNAL_ERROR };
+  const { status, ...rest } = answer;
+  return { status: 'error', statusCode: status, ...rest };
 }
