@@ -42,7 +42,8 @@ export interface EtcdLockModuleOptions {
   connectTimeout?: number | string;
   /**
    * HTTP status of a @WithLock handler that did not get its lock (onContention 'fail', or
-   * 'wait' past its waitTimeout), e.g. 423. An invalid key is always 400.
+   * 'wait' past its waitTimeout), e.g. 423; the lock exception filters use the default
+   * instance's. An invalid key is always 400.
    * @default 409
    */
   conflictStatus?: number | string;
