@@ -6,7 +6,6 @@ import { EXCLUSIVE, SHARED, describeKind, type LockKind } from './core/lock-kind
 import { LockConfigurationError } from './core/lock.errors.js';
 import { CLIENT_OPTION_OUTSIDE_ETCD, INVALID_OPTION, MODULE_EXTRA_IN_OPTIONS, UNKNOWN_OPTION } from './core/lock.messages.js';
 import { closestName } from './closest-name.js';
-import { DEFAULT_CONFLICT_STATUS } from './lock-error.answer.js';
 import { BAD_WITH_LOCK_OPTION } from './etcd-lock.messages.js';
 import type { EtcdLockModuleOptions } from './interfaces/etcd-lock-module-options.interface.js';
 import type { RetryOptions } from './interfaces/acquire-options.interface.js';
@@ -28,6 +27,8 @@ export const DEFAULT_PREFIX = 'nestjs-etcd-lock/';
 export const DEFAULT_TTL_SECONDS = 10;
 export const DEFAULT_WAIT_TIMEOUT_MS = 30_000;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
+/** HTTP 409 Conflict: the status of a lock not acquired when the module sets no `conflictStatus`. */
+export const DEFAULT_CONFLICT_STATUS = 409;
 
 /** Applies defaults and rejects values that cannot work, naming the option and the fix. */
 export function resolveLockOptions(options: EtcdLockModuleOptions = {}): ResolvedLockOptions {

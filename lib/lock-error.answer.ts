@@ -9,9 +9,6 @@ import { ETCD_UNAVAILABLE_FOR_CLIENTS, INTERNAL_ERROR } from './etcd-lock.messag
  */
 export const RETRY_AFTER_SECONDS = 1;
 
-/** The HTTP status of a lock not acquired when the module sets no `conflictStatus`. */
-export const DEFAULT_CONFLICT_STATUS = HttpStatus.CONFLICT;
-
 /** What a client is told about a LockError, whatever the transport. */
 export interface LockErrorAnswer {
   /** The HTTP status; RPC and WebSocket clients get it as `statusCode`. */

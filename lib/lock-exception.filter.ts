@@ -1,7 +1,7 @@
 import { Catch, Inject, Optional, type ArgumentsHost } from '@nestjs/common';
 import { BaseExceptionFilter } from '@nestjs/core';
 import { LockError } from './core/lock.errors.js';
-import { DEFAULT_CONFLICT_STATUS } from './lock-error.answer.js';
+import { DEFAULT_CONFLICT_STATUS } from './etcd-lock.options.js';
 import { responseHeaderSetter, toHttpException } from './lock-http.exception.js';
 import { LockServiceRegistry } from './lock-service.registry.js';
 

@@ -1,7 +1,8 @@
 import { Catch, Inject, Logger, Optional, type ArgumentsHost, type RpcExceptionFilter } from '@nestjs/common';
 import { throwError, type Observable } from 'rxjs';
 import { LockError } from './core/lock.errors.js';
-import { answerLockError, DEFAULT_CONFLICT_STATUS, lockErrorPayload, type LockErrorPayload } from './lock-error.answer.js';
+import { DEFAULT_CONFLICT_STATUS } from './etcd-lock.options.js';
+import { answerLockError, lockErrorPayload, type LockErrorPayload } from './lock-error.answer.js';
 import { LockServiceRegistry } from './lock-service.registry.js';
 
 /**

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { LockConfigurationError } from './core/lock.errors.js';
 import { DEFAULT_LOCK_INSTANCE } from './etcd-lock.constants.js';
 import { DUPLICATE_LOCK_INSTANCE, UNKNOWN_LOCK_INSTANCE } from './etcd-lock.messages.js';
-import { DEFAULT_CONFLICT_STATUS } from './lock-error.answer.js';
+import { DEFAULT_CONFLICT_STATUS } from './etcd-lock.options.js';
 import type { LockService } from './lock.service.js';
 
 /** One EtcdLockModule instance: its service and the HTTP status of a lock not acquired. */

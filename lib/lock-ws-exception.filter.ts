@@ -1,6 +1,7 @@
 import { Catch, Inject, Logger, Optional, type ArgumentsHost, type WsExceptionFilter } from '@nestjs/common';
 import { LockError } from './core/lock.errors.js';
-import { answerLockError, DEFAULT_CONFLICT_STATUS, lockErrorPayload } from './lock-error.answer.js';
+import { DEFAULT_CONFLICT_STATUS } from './etcd-lock.options.js';
+import { answerLockError, lockErrorPayload } from './lock-error.answer.js';
 import { LockServiceRegistry } from './lock-service.registry.js';
 
 /** The two kinds of gateway client: a WebSocket of `ws` (@nestjs/platform-ws), or a socket.io socket. */
