@@ -45,3 +45,9 @@ export const HANDLER_NOT_INTERCEPTED = (where: string) =>
   `@WithLock handler ${where} was called without EtcdLockModule's interceptor, so its lock was not taken and it did not run. ` +
   `A microservice connected to an HTTP app needs app.connectMicroservice(options, { inheritAppConfig: true }); ` +
   `other code should call a provider method instead of the handler.`;
+
+export const ETCD_UNAVAILABLE_FOR_CLIENTS = (retryAfterSeconds: number) =>
+  `The lock service cannot reach its store right now. Retry in ${retryAfterSeconds} s.`;
+
+/** What a client is told of a server fault: the words of Nest's own filters. */
+export const INTERNAL_ERROR = 'Internal server error';

@@ -4,7 +4,8 @@ import type { IOptions } from 'etcd3';
 import { hasControlCharacter } from './core/lock-key.js';
 import { EXCLUSIVE, SHARED, describeKind, type LockKind } from './core/lock-kind.js';
 import { LockConfigurationError } from './core/lock.errors.js';
-import { INVALID_OPTION } from './core/lock.messages.js';
+import { CLIENT_OPTION_OUTSIDE_ETCD, INVALID_OPTION, MODULE_EXTRA_IN_OPTIONS, UNKNOWN_OPTION } from './core/lock.messages.js';
+import { closestName } from './closest-name.js';
 import { BAD_WITH_LOCK_OPTION } from './etcd-lock.messages.js';
 import type { EtcdLockModuleOptions } from './interfaces/etcd-lock-module-options.interface.js';
 import type { RetryOptions } from './interfaces/acquire-options.interface.js';
@@ -26,6 +27,8 @@ export const DEFAULT_PREFIX = 'nestjs-etcd-lock/';
 export const DEFAULT_TTL_SECONDS = 10;
 export const DEFAULT_WAIT_TIMEOUT_MS = 30_000;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
+/** HTTP 409 Conflict: the status of a lock not acquired when the module sets no `conflictStatus`. */
+export const DEFAULT_CONFLICT_STATUS = 409;
 
 /** Applies defaults and rejects values that cannot work, naming the option and the fix. */
 export function resolveLockOptions(options: EtcdLockModuleOptions = {}): ResolvedLockOptions {
@@ -37,15 +40,47 @@ export function resolveLockOptions(options: EtcdLockModuleOptions = {}): Resolve
       INVALID_OPTION('client', 'pass either an existing etcd3 client (client) or options to create one (etcd), not both'),
     );
   }
+  refuseUnknownOptions(options);
   return {
     etcd: options.etcd ?? { hosts: '127.0.0.1:2379' },
     prefix: resolvePrefix(options.prefix),
-    ttl: resolveTtl(options.ttl),
-    waitTimeout: validateWaitTimeout(options.waitTimeout ?? DEFAULT_WAIT_TIMEOUT_MS),
+    ttl: resolveTtl(fromString(options.ttl), options.ttl),
+    waitTimeout: validateDuration('waitTimeout', fromString(options.waitTimeout ?? DEFAULT_WAIT_TIMEOUT_MS), true, options.waitTimeout),
     ownerId: resolveOwnerId(options.ownerId),
-    connectTimeout: validateDuration('connectTimeout', options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_MS, false),
+    connectTimeout: validateDuration('connectTimeout', fromString(options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_MS), false, options.connectTimeout),
     watch: resolveWatch(options.watch),
   };
+}
+
+/** Every option of the module and LockService; the type makes a new option fail to compile until it is listed here. */
+const KNOWN_OPTIONS = Object.keys({
+  etcd: true, client: true, prefix: true, ttl: true, waitTimeout: true, ownerId: true, connectTimeout: true, conflictStatus: true, watch: true,
+} satisfies Record<keyof EtcdLockModuleOptions, true>);
+// options that belong elsewhere: the etcd3 client's, and forRoot()'s own (Nest takes them out of forRoot's options, not out of a factory's)
+const CLIENT_OPTIONS = ['hosts', 'auth', 'credentials', 'dialTimeout', 'grpcOptions', 'defaultCallOptions', 'faultHandling'];
+const MODULE_EXTRAS = ['isGlobal', 'name'];
+
+/** A misspelt option would otherwise be ignored, its default used instead without a word: refuse it, naming the one meant. */
+function refuseUnknownOptions(options: object): void {
+  for (const option of Object.keys(options)) {
+    if (KNOWN_OPTIONS.includes(option)) continue;
+    if (CLIENT_OPTIONS.includes(option)) throw new LockConfigurationError(CLIENT_OPTION_OUTSIDE_ETCD(option));
+    if (MODULE_EXTRAS.includes(option)) throw new LockConfigurationError(MODULE_EXTRA_IN_OPTIONS(option));
+    throw new LockConfigurationError(UNKNOWN_OPTION(option, closestName(option, KNOWN_OPTIONS), KNOWN_OPTIONS));
+  }
+}
+
+/**
+ * A whole number written as a string, as ConfigService and the environment give it ('10'),
+ * as that number; anything else unchanged, for the check to refuse.
+ */
+function fromString(value: unknown): unknown {
+  return typeof value === 'string' && /^-?\d+$/.test(value) ? Number(value) : value;
+}
+
+/** A value as a message shows it: a string quoted, so that '10' and 10 read differently. */
+function shown(value: unknown): string {
+  return typeof value === 'string' ? JSON.stringify(value) : String(value);
 }
 
 function resolveWatch(watch: unknown): { prefix: string } | undefined {
@@ -63,20 +98,23 @@ export function validateWaitTimeout(value: unknown, option = 'waitTimeout'): num
   return validateDuration(option, value, true);
 }
 
-/** Checks a duration option in ms: a number ≥ 0 (and Infinity where that means "no limit"). */
-export function validateDuration(option: string, value: unknown, allowInfinity: boolean): number {
+/**
+ * Checks a duration option in ms: a number ≥ 0 (and Infinity where that means "no limit").
+ * `given` is the value as the user wrote it, for the message.
+ */
+export function validateDuration(option: string, value: unknown, allowInfinity: boolean, given = value): number {
   const ok = typeof value === 'number' && value >= 0 && (Number.isFinite(value) || (allowInfinity && value === Infinity));
   if (!ok) {
     const expected = allowInfinity ? 'milliseconds >= 0, or Infinity to wait forever' : 'milliseconds >= 0';
-    throw new LockConfigurationError(INVALID_OPTION(option, `expected ${expected}, got ${String(value)}`));
+    throw new LockConfigurationError(INVALID_OPTION(option, `expected ${expected}, got ${shown(given)}`));
   }
   return value;
 }
 
-function resolveTtl(ttl: unknown = DEFAULT_TTL_SECONDS): number {
+function resolveTtl(ttl: unknown = DEFAULT_TTL_SECONDS, given = ttl): number {
   if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 1) {
     throw new LockConfigurationError(
-      INVALID_OPTION('ttl', `expected whole seconds >= 1 (etcd leases count in seconds), got ${String(ttl)}`),
+      INVALID_OPTION('ttl', `expected whole seconds >= 1 (etcd leases count in seconds), got ${shown(given)}`),
     );
   }
   return ttl;
@@ -199,10 +237,11 @@ export function validateWithLockOptions(options: WithLockOptions, where: string)
   return options;
 }
 
-/** Checks the HTTP status answered when a lock is not acquired (409 by default). */
-export function resolveConflictStatus(status: unknown = 409): number {
+/** Checks the HTTP status answered when a lock is not acquired (409 by default; '423' from the environment is 423). */
+export function resolveConflictStatus(given: unknown = DEFAULT_CONFLICT_STATUS): number {
+  const status = fromString(given);
   if (typeof status !== 'number' || !Number.isInteger(status) || status < 400 || status > 599) {
-    throw new LockConfigurationError(INVALID_OPTION('conflictStatus', `expected an HTTP error status such as 409 or 423, got ${String(status)}`));
+    throw new LockConfigurationError(INVALID_OPTION('conflictStatus', `expected an HTTP error status such as 409 or 423, got ${shown(given)}`));
   }
   return status;
 }

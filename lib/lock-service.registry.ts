@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { LockConfigurationError } from './core/lock.errors.js';
 import { DEFAULT_LOCK_INSTANCE } from './etcd-lock.constants.js';
 import { DUPLICATE_LOCK_INSTANCE, UNKNOWN_LOCK_INSTANCE } from './etcd-lock.messages.js';
+import { DEFAULT_CONFLICT_STATUS } from './etcd-lock.options.js';
 import type { LockService } from './lock.service.js';
 
 /** One EtcdLockModule instance: its service and the HTTP status of a lock not acquired. */
@@ -22,6 +23,14 @@ export class LockServiceRegistry {
     if (this.instances.has(name)) throw new LockConfigurationError(DUPLICATE_LOCK_INSTANCE(name));
     this.instances.set(name, instance);
     return instance;
+  }
+
+  /**
+   * The status of a lock not acquired where the error does not say which instance it came
+   * from (the exception filters): the default instance's `conflictStatus`, else 409.
+   */
+  defaultConflictStatus(): number {
+    return this.instances.get(DEFAULT_LOCK_INSTANCE)?.conflictStatus ?? DEFAULT_CONFLICT_STATUS;
   }
 
   /** The instance named `name` (the default one without a name); `where` names the caller in the error. */

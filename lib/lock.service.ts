@@ -7,7 +7,7 @@ import { AbortScope } from './core/abort-scope.js';
 import { ClusterWatch } from './core/cluster-watch.js';
 import type { LockChange } from './core/lock-table.js';
 import { createEtcdClient, ignoreRepliesForEndedWatches } from './core/etcd-client.js';
-import { configurationProblem } from './core/etcd-errors.js';
+import { configurationProblem, unavailableError } from './core/etcd-errors.js';
 import { retryWithBackoff } from './core/retry.js';
 import { EtcdMutex, KindConflictError, QueueKeyGoneError } from './core/etcd-mutex.js';
 import { holdWatchStreamOpen } from './core/key-watch.js';
@@ -28,7 +28,7 @@ import {
 } from './core/lock.errors.js';
 import { EtcdLockHandle, HeldLock, type HoldOwner, type LockHandle } from './core/lock.handle.js';
 import { LockInspector } from './core/lock-inspector.js';
-import { INVALID_OPTION, LOCK_KIND_CONFLICT } from './core/lock.messages.js';
+import { INVALID_OPTION, LOCK_KIND_CONFLICT, OPTION_SETTINGS, type ConnectionSettings } from './core/lock.messages.js';
 import { OwnLease } from './core/own-lease.js';
 import { encodeOwner, ownerRecord } from './core/owner-record.js';
 import { WaitingRoom } from './core/waiting-room.js';
@@ -74,6 +74,8 @@ export class LockService {
   private readonly held = new Set<HeldLock>();
   private readonly closing = new AbortController();
   private session: Promise<EtcdSession> | undefined;
+  /** A session was opened once: etcd was reachable with these options, so a failure to open another is an outage. */
+  private connected = false;
   private closed: Promise<void> | undefined;
   private releaseWatchStream: (() => void) | undefined;
   private readonly inspector: LockInspector;
@@ -81,7 +83,11 @@ export class LockService {
   private readonly ownSessions = new Set<string>();
   private readonly clusterWatch: ClusterWatch | undefined;
 
-  constructor(options: EtcdLockModuleOptions = {}) {
+  /** `settings` (internal): how its errors name the connection settings; the CLI passes its flags. */
+  constructor(
+    options: EtcdLockModuleOptions = {},
+    private readonly settings: ConnectionSettings = OPTION_SETTINGS,
+  ) {
     this.options = resolveLockOptions(options);
     this.ownsClient = !options.client;
     this.client = options.client ?? createEtcdClient(this.options.etcd);
@@ -256,7 +262,9 @@ export class LockService {
       });
     let session: EtcdSession;
     try {
-      session = await untilAborted(retrying(() => this.currentSession(), outer.signal), outer.signal);
+      // the first session is bounded by connectTimeout (its grant retries within it); a later one, after an outage, is retried within the wait
+      const opening = this.connected ? retrying(() => this.currentSession(), outer.signal) : this.currentSession();
+      session = await untilAborted(opening, outer.signal);
     } catch (err) {
       outer.dispose();
       throw this.acquireError(err, name, performance.now() - startedAt, undefined, outer.timedOut, signal, unavailable);
@@ -335,7 +343,7 @@ export class LockService {
   private toLockError(err: unknown): Error {
     if (err instanceof LockError) return err;
     const hosts = this.ownsClient ? String(this.options.etcd.hosts) : 'the given etcd3 client';
-    return configurationProblem(err, hosts, this.options.prefix) ?? new EtcdUnavailableError(hosts, err);
+    return configurationProblem(err, hosts, this.options.prefix) ?? unavailableError(err, hosts, this.settings);
   }
 
   /**
@@ -551,6 +559,7 @@ export class LockService {
       for (const held of [...this.held]) if (held.session === expired && !held.ownLease) this.end(held, 'session-expired');
     }).then(
       session => {
+        this.connected = true;
         this.ownSessions.add(session.leaseHex);
         return session;
       },

@@ -1,7 +1,8 @@
 import { Inject, Injectable, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
 import { catchError, defer, throwError, type Observable } from 'rxjs';
 import { validateWithLockOptions } from './etcd-lock.options.js';
-import { toHttpException } from './lock-http.exception.js';
+import { responseHeaderSetter, toHttpException } from './lock-http.exception.js';
 import { compileHandlerKey } from './lock-key.template.js';
 import { LockMetadataAccessor } from './lock-metadata.accessor.js';
 import { LockServiceRegistry } from './lock-service.registry.js';
@@ -21,6 +22,7 @@ export class WithLockInterceptor implements NestInterceptor {
     @Inject(LockMetadataAccessor) private readonly metadata: LockMetadataAccessor,
     @Inject(WithLockRunner) private readonly runner: WithLockRunner,
     @Inject(LockServiceRegistry) private readonly registry: LockServiceRegistry,
+    @Inject(HttpAdapterHost) private readonly adapterHost: HttpAdapterHost,
   ) {}
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
@@ -31,7 +33,7 @@ export class WithLockInterceptor implements NestInterceptor {
     const locked = defer(() => this.runner.observe(this.keyOf(handler, context)(context), lock.options, () => underInterceptorLock(handler, () => next.handle())));
     if (context.getType() !== 'http') return locked; // RPC and WebSocket callers get the typed LockError
     const { conflictStatus } = this.registry.get(lock.options.lock, '@WithLock');
-    return locked.pipe(catchError(err => throwError(() => toHttpException(err, conflictStatus))));
+    return locked.pipe(catchError(err => throwError(() => toHttpException(err, conflictStatus, responseHeaderSetter(context, this.adapterHost.httpAdapter)))));
   }
 
   /** Compiles a handler's key once (the explorer already checked it at bootstrap). */

@@ -7,6 +7,7 @@ import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
 import type { IOptions } from 'etcd3';
 import { LockError } from '../core/lock.errors.js';
+import type { ConnectionSettings } from '../core/lock.messages.js';
 import { LockService } from '../lock.service.js';
 import { formatEvent, formatInfo, formatList, toJson } from './format.js';
 
@@ -31,6 +32,9 @@ Options (environment variable in brackets):
   --help
 
 Exit codes: 0 done, 1 failed (etcd unreachable, refused, not confirmed), 2 bad usage.`;
+
+/** What the CLI's messages tell an operator to check: its flags, not the library's options. */
+const CLI_SETTINGS: ConnectionSettings = { hosts: '--endpoints', tls: '--cacert, --cert and --key' };
 
 class UsageError extends Error {}
 
@@ -89,7 +93,7 @@ async function run(argv: string[]): Promise<number> {
   if (extra.length > 0) throw new UsageError(`unexpected ${extra.join(' ')}`);
   const { etcd, prefix } = connection(values);
   const watch = command === 'watch' ? { prefix: arg ?? '' } : undefined;
-  const locks = new LockService({ etcd, prefix, ownerId: `${userInfo().username}@${hostname()} (nestjs-etcd-lock CLI)`, watch });
+  const locks = new LockService({ etcd, prefix, ownerId: `${userInfo().username}@${hostname()} (nestjs-etcd-lock CLI)`, watch }, CLI_SETTINGS);
   try {
     if (command === 'watch') {
       await locks.watching();

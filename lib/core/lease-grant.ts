@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { isRecoverableError, type Etcd3 } from 'etcd3';
+import { GRPCDeadlineExceededError, isRecoverableError, type Etcd3 } from 'etcd3';
 import { configurationProblem } from './etcd-errors.js';
 import { retryWithBackoff } from './retry.js';
 
@@ -23,17 +23,28 @@ export async function grantLease(client: Etcd3, ttl: number, timeoutMs: number):
   const deadline = performance.now() + timeoutMs;
   const firstSentAt = performance.now();
   const remaining = () => Date.now() + Math.max(1, deadline - performance.now());
+  // the last failure that says why: a try cut short by the deadline ('waiting for name resolution') does not
+  let reason: unknown;
+  const grant = async (): Promise<GrantedLease> => {
+    const sentAt = performance.now();
+    try {
+      const res = await client.leaseClient.leaseGrant({ ID: id, TTL: ttl }, { deadline: remaining() });
+      return { id, ttl: Number(res.TTL), sentAt };
+    } catch (err) {
+      if (!String((err as Error)?.message).includes('lease already exists')) throw err;
+      // an earlier try of this same grant succeeded: read what was granted; it counts from the first try
+      const res = await client.leaseClient.leaseTimeToLive({ ID: id }, { deadline: remaining() });
+      return { id, ttl: Number(res.grantedTTL), sentAt: firstSentAt };
+    }
+  };
   return retryWithBackoff(
     async () => {
-      const sentAt = performance.now();
+      if (reason !== undefined && performance.now() >= deadline) throw reason; // a try now would only be cut short
       try {
-        const res = await client.leaseClient.leaseGrant({ ID: id, TTL: ttl }, { deadline: remaining() });
-        return { id, ttl: Number(res.TTL), sentAt };
+        return await grant();
       } catch (err) {
-        if (!String((err as Error)?.message).includes('lease already exists')) throw err;
-        // an earlier try of this same grant succeeded: read what was granted; it counts from the first try
-        const res = await client.leaseClient.leaseTimeToLive({ ID: id }, { deadline: remaining() });
-        return { id, ttl: Number(res.grantedTTL), sentAt: firstSentAt };
+        if (reason === undefined || !(err instanceof GRPCDeadlineExceededError)) reason = err;
+        throw err;
       }
     },
     {
@@ -41,5 +52,7 @@ export async function grantLease(client: Etcd3, ttl: number, timeoutMs: number):
       maxMs: 500,
       retryIf: err => performance.now() < deadline && err instanceof Error && isRecoverableError(err) && !configurationProblem(err, '', ''),
     },
-  );
+  ).catch((err: unknown) => {
+    throw reason ?? err;
+  });
 }

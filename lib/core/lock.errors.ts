@@ -109,11 +109,16 @@ export class LockConfigurationError extends LockError {
   readonly code = 'INVALID_OPTIONS';
 }
 
-/** etcd could not be reached (or did not answer in time). */
+/** etcd could not be reached (or did not answer in time); worth another try later. */
 export class EtcdUnavailableError extends LockError {
   readonly code = 'ETCD_UNAVAILABLE';
-  constructor(hosts: string, cause: unknown) {
-    super(messages.ETCD_UNAVAILABLE(hosts, cause instanceof Error ? cause.message : String(cause)), { cause });
+  /** @param message what went wrong and what to check; by default, the cause's own message */
+  constructor(
+    readonly hosts: string,
+    cause: unknown,
+    message = messages.ETCD_UNAVAILABLE(hosts, cause instanceof Error ? cause.message : String(cause)),
+  ) {
+    super(message, { cause });
   }
 }
 

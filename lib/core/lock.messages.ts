@@ -30,12 +30,36 @@ export const LOCK_ABORTED = (key: string) => `Acquiring lock "${key}" was aborte
 export const SERVICE_CLOSED = () =>
   `This LockService was closed. Create a new one (or do not call close() while locks are still needed).`;
 
-export const ETCD_UNAVAILABLE = (hosts: string, cause: string) =>
-  `etcd did not answer at ${hosts}: ${cause}. Check that etcd is running and reachable, and the etcd.hosts option.`;
+/** Where a user sets the connection to etcd, as messages name it: the options, or the CLI's flags. */
+export interface ConnectionSettings {
+  /** where the endpoints are set */
+  readonly hosts: string;
+  /** where TLS is set */
+  readonly tls: string;
+}
+
+export const OPTION_SETTINGS: ConnectionSettings = { hosts: 'the etcd.hosts option', tls: 'etcd.credentials' };
+
+export const ETCD_UNAVAILABLE = (hosts: string, cause: string, settings = OPTION_SETTINGS) =>
+  `etcd did not answer at ${hosts}: ${cause}. Check that etcd is running and reachable there, and ${settings.hosts}.`;
+
+export const ETCD_NOT_TLS = (hosts: string, settings = OPTION_SETTINGS) =>
+  `etcd at ${hosts} closed the connection during the TLS handshake, as a server of plain HTTP does. Use http:// in ${settings.hosts} ` +
+  `(without ${settings.tls}), or start etcd with TLS (--cert-file, --key-file).`;
 
 export const INVALID_KEY = (why: string) => `Invalid lock key: ${why}.`;
 
 export const INVALID_OPTION = (option: string, why: string) => `Invalid option "${option}": ${why}.`;
+
+export const UNKNOWN_OPTION = (option: string, closest: string | undefined, known: readonly string[]) =>
+  `Unknown option "${option}": ${closest ? `did you mean "${closest}"?` : `the options are ${known.join(', ')}.`} Fix or remove it.`;
+
+export const CLIENT_OPTION_OUTSIDE_ETCD = (option: string) =>
+  `Unknown option "${option}": it is an option of the etcd3 client. Pass it inside etcd: { etcd: { ${option}: ... } }.`;
+
+export const MODULE_EXTRA_IN_OPTIONS = (option: string) =>
+  `Unknown option "${option}": it is an option of EtcdLockModule.forRoot() and forRootAsync() themselves. ` +
+  `With forRootAsync, pass it beside useFactory, not in the options the factory returns.`;
 
 export const TTL_BELOW_MINIMUM = (ttl: number, minimum: number) =>
   `Invalid option "ttl": ${ttl} s is below this etcd cluster's minimum lease TTL of ${minimum} s ` +

@@ -1,7 +1,9 @@
 import type { Etcd3, IOptions } from 'etcd3';
 
 /**
- * Options of `EtcdLockModule` and of `new LockService(options)`.
+ * Options of `EtcdLockModule` and of `new LockService(options)`. An unknown name is refused
+ * (a misspelt option would silently keep its default). The numbers may be given as strings
+ * of whole numbers, as ConfigService and the environment give them ('10').
  * @publicApi
  */
 export interface EtcdLockModuleOptions {
@@ -20,12 +22,12 @@ export interface EtcdLockModuleOptions {
    * timeout, 2 s with etcd's defaults); a lower value is rejected with the minimum named.
    * @default 10
    */
-  ttl?: number;
+  ttl?: number | string;
   /**
    * Default time in ms an acquire may wait in the queue before a LockTimeoutError; Infinity waits forever.
    * @default 30000
    */
-  waitTimeout?: number;
+  waitTimeout?: number | string;
   /**
    * Who holds a lock, as other processes see it (stored as the queue key's value).
    * @default `${hostname}:${pid}:${random}`
@@ -37,13 +39,14 @@ export interface EtcdLockModuleOptions {
    * etcd still starting). Refused credentials or certificates fail at once.
    * @default 5000
    */
-  connectTimeout?: number;
+  connectTimeout?: number | string;
   /**
    * HTTP status of a @WithLock handler that did not get its lock (onContention 'fail', or
-   * 'wait' past its waitTimeout), e.g. 423. An invalid key is always 400.
+   * 'wait' past its waitTimeout), e.g. 423; the lock exception filters use the default
+   * instance's. An invalid key is always 400.
    * @default 409
    */
-  conflictStatus?: number;
+  conflictStatus?: number | string;
   /**
    * Also report the locks of other processes on `events$` and `@OnLockEvent`, with
    * `origin: 'remote'`: `acquired`, `released`, `expired` (the holder's lease ran out: it

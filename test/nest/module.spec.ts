@@ -296,6 +296,51 @@ describe('options are validated at startup', () => {
     expect(err.message).toContain('"ttl"');
   });
 
+  it('numbers as strings, as the environment gives them (ttl, waitTimeout, connectTimeout, conflictStatus), are taken as whole numbers', async () => {
+    const env = { LOCK_TTL: '2', LOCK_WAIT_MS: '100', ETCD_CONNECT_MS: '2000', LOCK_CONFLICT_STATUS: '423' };
+    const app = await boot(
+      [
+        EtcdLockModule.forRootAsync({
+          imports: [ConfigModule.register({ hosts: hosts(), prefix: `${PREFIX}env/` })],
+          inject: [CONFIG],
+          useFactory: (config: AppConfig) => ({
+            etcd: { hosts: config.hosts },
+            prefix: config.prefix,
+            ttl: env.LOCK_TTL,
+            waitTimeout: env.LOCK_WAIT_MS,
+            connectTimeout: env.ETCD_CONNECT_MS,
+            conflictStatus: env.LOCK_CONFLICT_STATUS,
+          }),
+        }),
+      ],
+      [ContendedController],
+    );
+    const locks = app.get(LockService);
+    const held = await locks.acquire('t:env');
+    try {
+      expect((await locks.getLockInfo('t:env'))!.holder!.ttlRemaining).toBeLessThanOrEqual(2); // ttl '2', not the default 10
+      const res = await request(app.getHttpServer()).post('/c/env/wait'); // waits the module's waitTimeout, '100'
+      expect(res.status).toBe(423);
+      expect(res.body).toMatchObject({ statusCode: 423, error: 'LOCK_TIMEOUT', key: 't:env' });
+    } finally {
+      await held.release();
+    }
+    await closeApp(app);
+  });
+
+  it('a string that is no whole number is refused, showing it as given', async () => {
+    const err = await bootstrapError([EtcdLockModule.forRootAsync({ useFactory: () => ({ etcd: { hosts: hosts() }, prefix: PREFIX, ttl: '10s' }) })]);
+    expect(err).toBeInstanceOf(LockConfigurationError);
+    expect(err.message).toMatch(/"ttl".*got "10s"/);
+  });
+
+  it('a misspelt option is refused at startup, naming the one meant', async () => {
+    const options = { etcd: { hosts: hosts() }, prefix: PREFIX, tll: 2 }; // not a literal: TypeScript would catch the typo in one
+    const err = await bootstrapError([EtcdLockModule.forRoot(options)]);
+    expect(err).toBeInstanceOf(LockConfigurationError);
+    expect(err.message).toMatch(/^Unknown option "tll": did you mean "ttl"\?/);
+  });
+
   it('an unreachable etcd → app.init() rejects with EtcdUnavailableError within connectTimeout', async () => {
     const port = await closedPort();
     const moduleRef = await Test.createTestingModule({

@@ -2,7 +2,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { HttpException, type ExecutionContext } from '@nestjs/common';
 import { resolveConflictStatus, validateWithLockOptions } from '../../lib/etcd-lock.options.js';
-import { InvalidLockKeyError, LockAlreadyHeldError, LockConfigurationError, LockLostError, LockTimeoutError } from '../../lib/index.js';
+import { EtcdUnavailableError, InvalidLockKeyError, LockAlreadyHeldError, LockConfigurationError, LockLostError, LockTimeoutError } from '../../lib/index.js';
 import { globToRegExp } from '../../lib/lock-events.explorer.js';
 import { toHttpException } from '../../lib/lock-http.exception.js';
 import { compileHandlerKey, compileMethodKey, parameterNames, routeParams } from '../../lib/lock-key.template.js';
@@ -131,6 +131,17 @@ describe('toHttpException', () => {
     expect(toHttpException(lost, 409)).toBe(lost);
     const other = new Error('boom');
     expect(toHttpException(other, 409)).toBe(other);
+  });
+
+  it('maps an unreachable etcd to 503 with Retry-After: 1 and a message that does not show etcd\'s addresses', () => {
+    const headers: Record<string, string> = {};
+    const down = new EtcdUnavailableError('https://etcd-1.internal:2379', new Error('connect ECONNREFUSED'));
+    const mapped = toHttpException(down, 409, (name, value) => (headers[name] = value)) as HttpException;
+    expect(mapped.getStatus()).toBe(503);
+    expect(headers).toEqual({ 'Retry-After': '1' });
+    expect(mapped.getResponse()).toEqual({ statusCode: 503, error: 'ETCD_UNAVAILABLE', message: expect.stringMatching(/Retry in 1 s/) });
+    expect(JSON.stringify(mapped.getResponse())).not.toContain('etcd-1.internal');
+    expect(mapped.cause).toBe(down);
   });
 });
 

@@ -1,7 +1,8 @@
 // Pure code: option defaults and validation. No etcd involved.
 import { describe, expect, it } from '@jest/globals';
 import { Etcd3 } from 'etcd3';
-import { DEFAULT_PREFIX, resolveLockOptions, validateWaitTimeout } from '../../lib/etcd-lock.options.js';
+import { closestName } from '../../lib/closest-name.js';
+import { DEFAULT_PREFIX, resolveConflictStatus, resolveLockOptions, validateWaitTimeout } from '../../lib/etcd-lock.options.js';
 import { LockConfigurationError } from '../../lib/index.js';
 
 function configError(run: () => unknown): LockConfigurationError {
@@ -32,7 +33,11 @@ describe('resolveLockOptions', () => {
   it.each([
     [{ ttl: 1.5 }, /"ttl".*whole seconds >= 1.*1\.5/],
     [{ ttl: 0 }, /"ttl".*got 0/],
-    [{ ttl: '10' as unknown as number }, /"ttl"/],
+    [{ ttl: '1.5' }, /"ttl".*whole seconds >= 1.*got "1\.5"/],
+    [{ ttl: '0' }, /"ttl".*got "0"/],
+    [{ ttl: '10s' }, /"ttl".*got "10s"/],
+    [{ waitTimeout: '3 s' }, /"waitTimeout".*got "3 s"/],
+    [{ connectTimeout: '' }, /"connectTimeout".*got ""/],
     [{ waitTimeout: -1 }, /"waitTimeout".*milliseconds >= 0.*got -1/],
     [{ waitTimeout: NaN }, /"waitTimeout".*got NaN/],
     [{ prefix: '' }, /"prefix".*non-empty/],
@@ -41,6 +46,34 @@ describe('resolveLockOptions', () => {
     [{ connectTimeout: Infinity }, /"connectTimeout"/],
   ])('rejects %p naming the option', (options, message) => {
     expect(configError(() => resolveLockOptions(options)).message).toMatch(message);
+  });
+
+  it('accepts whole numbers written as strings, as ConfigService and the environment give them', () => {
+    const options = resolveLockOptions({ ttl: '10', waitTimeout: '3000', connectTimeout: '2000' });
+    expect([options.ttl, options.waitTimeout, options.connectTimeout]).toEqual([10, 3000, 2000]);
+    expect(resolveConflictStatus('423')).toBe(423);
+    expect(configError(() => resolveConflictStatus('423 Locked')).message).toMatch(/"conflictStatus".*got "423 Locked"/);
+  });
+
+  it.each([
+    [{ tll: 10 }, /^Unknown option "tll": did you mean "ttl"\?/],
+    [{ waittimeout: 100 }, /^Unknown option "waittimeout": did you mean "waitTimeout"\?/],
+    [{ conectTimeout: 100 }, /did you mean "connectTimeout"\?/],
+    [{ prefx: 'app/' }, /did you mean "prefix"\?/],
+    [{ banana: 1 }, /^Unknown option "banana": the options are etcd, client, prefix, ttl, .*watch\./],
+    [{ hosts: ['127.0.0.1:2379'] }, /^Unknown option "hosts": it is an option of the etcd3 client\. Pass it inside etcd: \{ etcd: \{ hosts/],
+    [{ isGlobal: true }, /^Unknown option "isGlobal": .*forRootAsync.*beside useFactory/],
+  ])('refuses the unknown option %p, saying which was meant', (options, message) => {
+    expect(configError(() => resolveLockOptions(options as never)).message).toMatch(message);
+  });
+
+  it('closestName: a typo within 2 edits (a swap counts as one), never a far-off name', () => {
+    const known = ['ttl', 'waitTimeout', 'prefix', 'etcd'];
+    expect(closestName('tll', known)).toBe('ttl');
+    expect(closestName('TTL', known)).toBe('ttl');
+    expect(closestName('wiatTimeout', known)).toBe('waitTimeout');
+    expect(closestName('x', known)).toBeUndefined();
+    expect(closestName('timeout', known)).toBeUndefined();
   });
 
   it('refuses both an existing client and options to create one', () => {
