@@ -8,27 +8,15 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Body, Controller, Inject, Injectable, Param, Post, type INestApplication, type Type } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
-import { Etcd3 } from 'etcd3';
 import request from 'supertest';
-import { startEtcd, type EtcdHandle } from '../../harness/etcd.js';
 import { EtcdLockModule, LockExceptionFilter, LockService, WithLock, type EtcdLockModuleOptions } from '../../lib/index.js';
 import { expectEtcdClean } from '../support/etcd-state.js';
+import { useEtcdAndWorkers } from '../support/worker-fixture.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 
 const PREFIX = 'lock-errors-http-spec/';
 const WAIT_MS = 100;
-let etcd: EtcdHandle;
-let admin: Etcd3;
-
-beforeAll(async () => {
-  etcd = await startEtcd();
-  admin = new Etcd3({ hosts: etcd.endpoints });
-});
-
-afterAll(async () => {
-  admin?.close();
-  await etcd?.stop();
-});
+const fixture = useEtcdAndWorkers(PREFIX, 1);
 
 /** Locks through LockService itself: its errors reach the exception filter, not the interceptor. */
 @Injectable()
@@ -115,7 +103,7 @@ describe('LockExceptionFilter answers a service\'s LockError as the interceptor 
   let locks: LockService;
 
   beforeAll(async () => {
-    app = await boot({ etcd: { hosts: etcd.endpoints }, prefix: PREFIX, ttl: 2, conflictStatus: '423' });
+    app = await boot({ etcd: { hosts: fixture.etcd.endpoints }, prefix: PREFIX, ttl: 2, conflictStatus: '423' });
     locks = app.get(LockService);
   });
 
@@ -156,7 +144,7 @@ describe('etcd unreachable after startup', () => {
   let app: INestApplication;
 
   beforeAll(async () => {
-    proxy = await startTcpProxy(etcd.endpoints[0]);
+    proxy = await startTcpProxy(fixture.etcd.endpoints[0]);
     app = await boot({ etcd: { hosts: [proxy.url] }, prefix: PREFIX, ttl: 2, waitTimeout: 300 }); // etcd was reachable at startup
   });
 
@@ -182,6 +170,6 @@ describe('etcd unreachable after startup', () => {
 
 describe('cleanup', () => {
   it('leaves no lock keys and no leases once the apps are closed (the cut-off app\'s lease expires on its own)', async () => {
-    await expectEtcdClean(admin, PREFIX);
+    await expectEtcdClean(fixture.admin, PREFIX);
   });
 });

@@ -11,13 +11,13 @@ import { ClientProxyFactory, MessagePattern, Payload, Transport, type ClientProx
 import { WsAdapter } from '@nestjs/platform-ws';
 import { Test } from '@nestjs/testing';
 import { MessageBody, SubscribeMessage, WebSocketGateway } from '@nestjs/websockets';
-import { Etcd3 } from 'etcd3';
 import type { AddressInfo } from 'node:net';
 import { firstValueFrom } from 'rxjs';
 import { WebSocket } from 'ws';
-import { freePorts, startEtcd, type EtcdHandle } from '../../harness/etcd.js';
+import { freePorts } from '../../harness/etcd.js';
 import { EtcdLockModule, LockRpcExceptionFilter, LockService, LockWsExceptionFilter, WithLock } from '../../lib/index.js';
 import { expectEtcdClean } from '../support/etcd-state.js';
+import { useEtcdAndWorkers } from '../support/worker-fixture.js';
 
 const PREFIX = 'lock-errors-rpc-ws-spec/';
 const WAIT_MS = 100;
@@ -96,18 +96,7 @@ function appModule(endpoints: string[], parts: Pick<DynamicModule, 'controllers'
   };
 }
 
-let etcd: EtcdHandle;
-let admin: Etcd3;
-
-beforeAll(async () => {
-  etcd = await startEtcd();
-  admin = new Etcd3({ hosts: etcd.endpoints });
-});
-
-afterAll(async () => {
-  admin?.close();
-  await etcd?.stop();
-});
+const fixture = useEtcdAndWorkers(PREFIX, 1);
 
 describe('LockRpcExceptionFilter on a TCP microservice', () => {
   let app: INestMicroservice;
@@ -116,7 +105,7 @@ describe('LockRpcExceptionFilter on a TCP microservice', () => {
 
   beforeAll(async () => {
     const [port] = await freePorts(1); // free a moment ago: the microservice listens on it
-    app = await NestFactory.createMicroservice(appModule(etcd.endpoints, { controllers: [PaymentsRpcController] }), {
+    app = await NestFactory.createMicroservice(appModule(fixture.etcd.endpoints, { controllers: [PaymentsRpcController] }), {
       transport: Transport.TCP,
       options: { host: '127.0.0.1', port },
       logger: false,
@@ -166,7 +155,7 @@ describe('LockWsExceptionFilter on a gateway (ws adapter)', () => {
   let seq = 0;
 
   beforeAll(async () => {
-    const moduleRef = await Test.createTestingModule({ imports: [appModule(etcd.endpoints, { providers: [PaymentsGateway] })] }).compile();
+    const moduleRef = await Test.createTestingModule({ imports: [appModule(fixture.etcd.endpoints, { providers: [PaymentsGateway] })] }).compile();
     app = moduleRef.createNestApplication({ logger: false });
     app.useWebSocketAdapter(new WsAdapter(app));
     await app.listen(0, '127.0.0.1');
@@ -220,6 +209,6 @@ describe('LockWsExceptionFilter on a gateway (ws adapter)', () => {
 
 describe('cleanup', () => {
   it('leaves no lock keys and no leases once the apps are closed', async () => {
-    await expectEtcdClean(admin, PREFIX);
+    await expectEtcdClean(fixture.admin, PREFIX);
   });
 });
