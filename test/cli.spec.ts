@@ -1,6 +1,7 @@
 // The operator CLI (lib/cli/main.ts), run as a child process against a real etcd, with the
 // locks held by real worker processes: outputs, exit codes, and the unlock confirmation.
 import { describe, expect, it } from '@jest/globals';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { expectEtcdClean } from './support/etcd-state.js';
 import { useEtcdAndWorkers } from './support/worker-fixture.js';
 import { runCli, startCli } from './support/run-cli.js';
@@ -159,6 +160,36 @@ describe('nestjs-etcd-lock watch', () => {
     } finally {
       expect(await json.stop()).toBe(0);
       expect(await lines.stop('SIGTERM')).toBe(0);
+    }
+  });
+});
+
+describe('nestjs-etcd-lock watch, held time', () => {
+  it('prints how long a lock was held since its holder took it, also when that was before the watch started', async () => {
+    const env = { ETCDCTL_ENDPOINTS: fixture.etcd.endpoints.join(','), NESTJS_ETCD_LOCK_PREFIX: PREFIX };
+    const [holder, waiter] = await startWorkers(2);
+    await holder.request({ op: 'acquire', key: 'long:1' }); // taken at once
+    await holder.request({ op: 'acquire', key: 'long:2' });
+    const waited = waiter.request({ op: 'acquire', key: 'long:2' });
+    await waiter.waitForEvent(e => e.event === 'waiting');
+    await sleep(1_000);
+    await holder.request({ op: 'release', key: 'long:2' }); // taken after a wait: held since the handoff, not since it queued
+    await waited;
+    const heldFrom = Date.now();
+    await sleep(2_000);
+    const watch = startCli(['watch', 'long:'], env);
+    try {
+      await watch.stderr.waitFor(line => line.startsWith('Watching locks under'), 15_000, () => 'the watch did not start');
+      const heldAtLeast = (Date.now() - heldFrom) / 1000;
+      await holder.request({ op: 'release', key: 'long:1' });
+      await waiter.request({ op: 'release', key: 'long:2' });
+      await watch.stdout.waitFor(line => / released +long:2 /.test(line), 10_000, () => `no release of long:2: ${watch.stdout.items.join('\n')}`);
+      const held = Object.fromEntries(watch.stdout.items.map(line => [/ (long:\d) /.exec(line)![1], Number(/ held (\d+\.\d) s$/.exec(line)?.[1])]));
+      expect(held['long:1']).toBeGreaterThanOrEqual(Math.floor((heldAtLeast + 1) * 10) / 10);
+      expect(held['long:2']).toBeGreaterThanOrEqual(Math.floor(heldAtLeast * 10) / 10);
+      expect(held['long:1'] - held['long:2']).toBeGreaterThanOrEqual(0.9); // long:2 waited 1 s of it
+    } finally {
+      expect(await watch.stop()).toBe(0);
     }
   });
 });
