@@ -8,3 +8,5 @@ export const GATEWAY_METADATA = 'websockets:is_gateway';
 export const GATEWAYS_PREPARED = 'etcd-lock:gateways_prepared';
 /** The name of the lock service of `EtcdLockModule.forRoot()` without a `name`. */
 export const DEFAULT_LOCK_INSTANCE = 'default';
+/** The context of the module's log lines (Nest's Logger). */
+export const LOG_CONTEXT = 'EtcdLockModule';

@@ -7,6 +7,7 @@ import { LockConfigurationError } from './core/lock.errors.js';
 import { INVALID_OPTION } from './core/lock.messages.js';
 import { BAD_WITH_LOCK_OPTION } from './etcd-lock.messages.js';
 import type { EtcdLockModuleOptions } from './interfaces/etcd-lock-module-options.interface.js';
+import type { LockLogger } from './interfaces/lock-logger.interface.js';
 import type { RetryOptions } from './interfaces/acquire-options.interface.js';
 import type { WithLockOptions } from './interfaces/with-lock-options.interface.js';
 
@@ -20,6 +21,8 @@ export interface ResolvedLockOptions {
   readonly connectTimeout: number;
   /** Locks of other processes to report on events$: those whose name starts with `prefix`; undefined: none. */
   readonly watch: { readonly prefix: string } | undefined;
+  /** undefined: log nothing */
+  readonly logger: LockLogger | undefined;
 }
 
 export const DEFAULT_PREFIX = 'nestjs-etcd-lock/';
@@ -45,7 +48,17 @@ export function resolveLockOptions(options: EtcdLockModuleOptions = {}): Resolve
     ownerId: resolveOwnerId(options.ownerId),
     connectTimeout: validateDuration('connectTimeout', options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_MS, false),
     watch: resolveWatch(options.watch),
+    logger: resolveLogger(options.logger),
   };
+}
+
+function resolveLogger(logger: unknown): LockLogger | undefined {
+  if (logger === undefined || logger === false) return undefined;
+  const methods = ['log', 'warn', 'error'] as const;
+  if (typeof logger !== 'object' || logger === null || methods.some(m => typeof (logger as Record<string, unknown>)[m] !== 'function')) {
+    throw new LockConfigurationError(INVALID_OPTION('logger', `expected false, or an object with log, warn and error methods such as Nest's Logger, got ${String(logger)}`));
+  }
+  return logger as LockLogger;
 }
 
 function resolveWatch(watch: unknown): { prefix: string } | undefined {

@@ -26,6 +26,8 @@ export class EtcdSession {
   readonly leaseId: string;
   /** Lease id in hex, as etcdctl prints it; part of every queue key of this session. */
   readonly leaseHex: string;
+  /** The TTL (s) etcd granted. */
+  readonly ttl: number;
   /** Aborted when the session ends: expired (reason 'expired') or closed (reason 'closed'). */
   readonly signal: AbortSignal;
   /** Names of this session's queue keys in use, by lock. */
@@ -41,7 +43,8 @@ export class EtcdSession {
   private readonly pendingPings: number[] = []; // send times of unanswered keepalives, oldest first
   private readonly keepAliveTimer: NodeJS.Timeout;
   private deadlineTimer: NodeJS.Timeout | undefined;
-  private revoking: Promise<void> | undefined;
+  /** Resolves true once etcd confirmed the revoke, false if it gave up. */
+  private revoking: Promise<boolean> | undefined;
   private closed = false;
 
   /**
@@ -73,6 +76,7 @@ export class EtcdSession {
   ) {
     this.leaseId = leaseId;
     this.leaseHex = BigInt(leaseId).toString(16);
+    this.ttl = ttlSeconds;
     this.signal = this.ended.signal;
     setMaxListeners(Infinity, this.signal); // every acquire in flight listens to it
     this.ttlMs = ttlSeconds * 1000;
@@ -93,13 +97,14 @@ export class EtcdSession {
   /**
    * Ends the session and revokes its lease, which deletes every key put with it (all locks
    * of the session) in one round trip, so successors need not wait for the TTL.
-   * Bounded by the TTL: past it, the lease has expired on its own anyway.
+   * Bounded by the TTL: past it, the lease has expired on its own anyway. Resolves whether
+   * etcd confirmed the revoke.
    */
-  async close(): Promise<void> {
+  async close(): Promise<boolean> {
     this.closed = true;
     this.end('closed');
-    this.revoking ??= this.revoke().catch(() => undefined);
-    await Promise.race([this.revoking, sleep(this.ttlMs)]);
+    this.revoking ??= this.revoke().then(() => true, () => false);
+    return Promise.race([this.revoking, sleep(this.ttlMs).then(() => false)]);
   }
 
   /** Declares the session lost; every lock it vouched for is lost with it. */
@@ -187,14 +192,17 @@ export class EtcdSession {
    * A lease we declared lost may live on in etcd: a restarted etcd or a new leader grants
    * every lease a fresh TTL. Revoke it as soon as etcd answers, until the client is closed.
    */
-  private async revokeWhenReachable(): Promise<void> {
-    await retryWithBackoff(() => this.revoke(), {
+  private async revokeWhenReachable(): Promise<boolean> {
+    return retryWithBackoff(() => this.revoke(), {
       initialMs: 100,
       // a restarted etcd gives the lease a fresh TTL: try often enough to beat it
       maxMs: Math.min(1000, this.ttlMs / 3),
       // already gone, or nothing left to try it with
       retryIf: err => !(err instanceof EtcdLeaseInvalidError || err instanceof ClientClosedError || this.closed),
-    }).catch(() => undefined);
+    }).then(
+      () => true,
+      err => err instanceof EtcdLeaseInvalidError, // gone already: as good as revoked
+    );
   }
 }
 
