@@ -10,3 +10,8 @@ export const GATEWAYS_PREPARED = 'etcd-lock:gateways_prepared';
 export const DEFAULT_LOCK_INSTANCE = 'default';
 /** The context of the module's log lines (Nest's Logger). */
 export const LOG_CONTEXT = 'EtcdLockModule';
+/**
+ * How long after bootstrap the module looks for a SIGTERM handler: `enableShutdownHooks()` often
+ * comes after `init()` (`createApplicationContext()` runs init itself).
+ */
+export const SHUTDOWN_HOOKS_CHECK_DELAY_MS = 1_000;

@@ -21,7 +21,8 @@ import { LockService } from './lock.service.js';
  * On shutdown (`app.enableShutdownHooks()` or `app.close()`) every lock is released, with
  * one lease revoke, before the etcd client the module created is closed; a client you
  * passed as `client` is never closed. It logs through Nest's Logger (context 'EtcdLockModule')
- * unless given another `logger` or `false`.
+ * unless given another `logger` or `false`, and warns at startup when the app has no SIGTERM
+ * handler (`enableShutdownHooks()` not called) and so would not release its locks.
  * @publicApi
  */
 @Module({})
@@ -48,7 +49,7 @@ function instanceModule(base: DynamicModule, name = DEFAULT_LOCK_INSTANCE): Dyna
       {
         provide: registration,
         useFactory: (registry: LockServiceRegistry, service: LockService, options: EtcdLockModuleOptions) =>
-          registry.add(name, { service, conflictStatus: resolveConflictStatus(options.conflictStatus) }),
+          registry.add(name, { service, conflictStatus: resolveConflictStatus(options.conflictStatus), logger: moduleLogger(options) || undefined }),
         inject: [LockServiceRegistry, token, MODULE_OPTIONS_TOKEN],
       },
     ],

@@ -2,12 +2,14 @@ import { Injectable } from '@nestjs/common';
 import { LockConfigurationError } from './core/lock.errors.js';
 import { DEFAULT_LOCK_INSTANCE } from './etcd-lock.constants.js';
 import { DUPLICATE_LOCK_INSTANCE, UNKNOWN_LOCK_INSTANCE } from './etcd-lock.messages.js';
+import type { LockLogger } from './interfaces/lock-logger.interface.js';
 import type { LockService } from './lock.service.js';
 
-/** One EtcdLockModule instance: its service and the HTTP status of a lock not acquired. */
+/** One EtcdLockModule instance: its service, the HTTP status of a lock not acquired, its logger (none: `logger: false`). */
 export interface LockInstance {
   readonly service: LockService;
   readonly conflictStatus: number;
+  readonly logger?: LockLogger;
 }
 
 /**
@@ -22,6 +24,11 @@ export class LockServiceRegistry {
     if (this.instances.has(name)) throw new LockConfigurationError(DUPLICATE_LOCK_INSTANCE(name));
     this.instances.set(name, instance);
     return instance;
+  }
+
+  /** Every instance, in the order they were created. */
+  all(): LockInstance[] {
+    return [...this.instances.values()];
   }
 
   /** The instance named `name` (the default one without a name); `where` names the caller in the error. */
