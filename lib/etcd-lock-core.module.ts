@@ -4,6 +4,7 @@ import { GATEWAYS_PREPARED } from './etcd-lock.constants.js';
 import { LockEventsExplorer } from './lock-events.explorer.js';
 import { LockMetadataAccessor } from './lock-metadata.accessor.js';
 import { LockServiceRegistry } from './lock-service.registry.js';
+import { ShutdownHooksChecker } from './shutdown-hooks.checker.js';
 import { WithLockExplorer } from './with-lock.explorer.js';
 import { WithLockInterceptor } from './with-lock.interceptor.js';
 import { WithLockRunner } from './with-lock.runner.js';
@@ -28,6 +29,7 @@ import { WithLockRunner } from './with-lock.runner.js';
       inject: [WithLockExplorer],
     },
     LockEventsExplorer,
+    ShutdownHooksChecker,
     { provide: APP_INTERCEPTOR, useClass: WithLockInterceptor },
   ],
   exports: [LockServiceRegistry],

@@ -11,3 +11,10 @@ export const DEFAULT_LOCK_INSTANCE = 'default';
 /** Metadata keys of Nest's HTTP route decorators (`@Controller(path)`, `@Post(path)`), read to check key templates against routes. */
 export const HTTP_PATH_METADATA = 'path';
 export const HTTP_METHOD_METADATA = 'method';
+/** The context of the module's log lines (Nest's Logger). */
+export const LOG_CONTEXT = 'EtcdLockModule';
+/**
+ * How long after bootstrap the module looks for a SIGTERM handler: `enableShutdownHooks()` often
+ * comes after `init()` (`createApplicationContext()` runs init itself).
+ */
+export const SHUTDOWN_HOOKS_CHECK_DELAY_MS = 1_000;

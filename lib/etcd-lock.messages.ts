@@ -38,6 +38,11 @@ export const UNLOCKED_METHOD = (where: string) =>
   `@WithLock method ${where} was called, but no app with EtcdLockModule owns this instance, so its lock cannot be taken. ` +
   `Get the instance from a Nest app that imports EtcdLockModule; to call it without a lock in a unit test, wrap the call in withoutLocks(() => ...).`;
 
+export const SHUTDOWN_HOOKS_DISABLED = (delayMs: number) =>
+  `No SIGTERM handler ${delayMs / 1000} s after bootstrap: when this app is stopped (a deploy, a scale-down), it exits without ` +
+  `releasing its locks, and other replicas wait up to its lease TTL for them. Call app.enableShutdownHooks() before app.listen(), ` +
+  `or close the app yourself on SIGTERM.`;
+
 export const AMBIGUOUS_LOCKED_METHOD = (where: string) =>
   `@WithLock method ${where} was called on an instance that several running Nest apps claim; give each app its own instance.`;
 

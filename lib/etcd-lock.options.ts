@@ -8,6 +8,7 @@ import { CLIENT_OPTION_OUTSIDE_ETCD, INVALID_OPTION, MODULE_EXTRA_IN_OPTIONS, UN
 import { closestName } from './closest-name.js';
 import { BAD_WITH_LOCK_OPTION } from './etcd-lock.messages.js';
 import type { EtcdLockModuleOptions } from './interfaces/etcd-lock-module-options.interface.js';
+import type { LockLogger } from './interfaces/lock-logger.interface.js';
 import type { RetryOptions } from './interfaces/acquire-options.interface.js';
 import type { WithLockOptions } from './interfaces/with-lock-options.interface.js';
 
@@ -21,6 +22,8 @@ export interface ResolvedLockOptions {
   readonly connectTimeout: number;
   /** Locks of other processes to report on events$: those whose name starts with `prefix`; undefined: none. */
   readonly watch: { readonly prefix: string } | undefined;
+  /** undefined: log nothing */
+  readonly logger: LockLogger | undefined;
 }
 
 export const DEFAULT_PREFIX = 'nestjs-etcd-lock/';
@@ -49,12 +52,13 @@ export function resolveLockOptions(options: EtcdLockModuleOptions = {}): Resolve
     ownerId: resolveOwnerId(options.ownerId),
     connectTimeout: validateDuration('connectTimeout', fromString(options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_MS), false, options.connectTimeout),
     watch: resolveWatch(options.watch),
+    logger: resolveLogger(options.logger),
   };
 }
 
 /** Every option of the module and LockService; the type makes a new option fail to compile until it is listed here. */
 const KNOWN_OPTIONS = Object.keys({
-  etcd: true, client: true, prefix: true, ttl: true, waitTimeout: true, ownerId: true, connectTimeout: true, conflictStatus: true, watch: true,
+  etcd: true, client: true, prefix: true, ttl: true, waitTimeout: true, ownerId: true, connectTimeout: true, conflictStatus: true, watch: true, logger: true,
 } satisfies Record<keyof EtcdLockModuleOptions, true>);
 // options that belong elsewhere: the etcd3 client's, and forRoot()'s own (Nest takes them out of forRoot's options, not out of a factory's)
 const CLIENT_OPTIONS = ['hosts', 'auth', 'credentials', 'dialTimeout', 'grpcOptions', 'defaultCallOptions', 'faultHandling'];
@@ -81,6 +85,15 @@ function fromString(value: unknown): unknown {
 /** A value as a message shows it: a string quoted, so that '10' and 10 read differently. */
 function shown(value: unknown): string {
   return typeof value === 'string' ? JSON.stringify(value) : String(value);
+}
+
+function resolveLogger(logger: unknown): LockLogger | undefined {
+  if (logger === undefined || logger === false) return undefined;
+  const methods = ['log', 'warn', 'error'] as const;
+  if (typeof logger !== 'object' || logger === null || methods.some(m => typeof (logger as Record<string, unknown>)[m] !== 'function')) {
+    throw new LockConfigurationError(INVALID_OPTION('logger', `expected false, or an object with log, warn and error methods such as Nest's Logger, got ${String(logger)}`));
+  }
+  return logger as LockLogger;
 }
 
 function resolveWatch(watch: unknown): { prefix: string } | undefined {

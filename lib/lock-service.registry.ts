@@ -3,12 +3,14 @@ import { LockConfigurationError } from './core/lock.errors.js';
 import { DEFAULT_LOCK_INSTANCE } from './etcd-lock.constants.js';
 import { DUPLICATE_LOCK_INSTANCE, UNKNOWN_LOCK_INSTANCE } from './etcd-lock.messages.js';
 import { DEFAULT_CONFLICT_STATUS } from './etcd-lock.options.js';
+import type { LockLogger } from './interfaces/lock-logger.interface.js';
 import type { LockService } from './lock.service.js';
 
-/** One EtcdLockModule instance: its service and the HTTP status of a lock not acquired. */
+/** One EtcdLockModule instance: its service, the HTTP status of a lock not acquired, its logger (none: `logger: false`). */
 export interface LockInstance {
   readonly service: LockService;
   readonly conflictStatus: number;
+  readonly logger?: LockLogger;
 }
 
 /**
@@ -31,6 +33,11 @@ export class LockServiceRegistry {
    */
   defaultConflictStatus(): number {
     return this.instances.get(DEFAULT_LOCK_INSTANCE)?.conflictStatus ?? DEFAULT_CONFLICT_STATUS;
+  }
+
+  /** Every instance, in the order they were created. */
+  all(): LockInstance[] {
+    return [...this.instances.values()];
   }
 
   /** The instance named `name` (the default one without a name); `where` names the caller in the error. */

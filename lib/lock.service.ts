@@ -37,6 +37,7 @@ import type { AcquireOptions, TryAcquireOptions } from './interfaces/acquire-opt
 import type { EtcdLockModuleOptions } from './interfaces/etcd-lock-module-options.interface.js';
 import type { LockEvent } from './interfaces/lock-event.interface.js';
 import type { LockHolderInfo, LockInfo } from './interfaces/lock-info.interface.js';
+import { LockServiceLogger } from './lock-service.logger.js';
 
 /**
  * How long a lock is held before its holder watches its own key. DESIGN §3 rule 7 has the
@@ -82,6 +83,7 @@ export class LockService {
   /** Leases (hex) of this service's sessions: the watch reports only the others' locks. */
   private readonly ownSessions = new Set<string>();
   private readonly clusterWatch: ClusterWatch | undefined;
+  private readonly log: LockServiceLogger;
 
   /** `settings` (internal): how its errors name the connection settings; the CLI passes its flags. */
   constructor(
@@ -93,6 +95,8 @@ export class LockService {
     this.client = options.client ?? createEtcdClient(this.options.etcd);
     ignoreRepliesForEndedWatches(this.client); // a crash of etcd3's that our watches' ends could trigger
     this.events$ = this.events.asObservable();
+    this.log = new LockServiceLogger(this.options.logger, this.ownsClient ? String(this.options.etcd.hosts) : 'the given etcd3 client', this.options.prefix);
+    this.log.follow(this.events$);
     this.inspector = new LockInspector(this.client, this.options.prefix);
     setMaxListeners(Infinity, this.closing.signal); // every acquire in flight listens to it
     if (this.options.watch) {
@@ -196,13 +200,15 @@ export class LockService {
     const session = await this.session?.catch(() => undefined);
     this.clusterWatch?.stop();
     const held = [...this.held];
+    const stillHeld = held.filter(lock => lock.isHeld); // a lost lock's key goes with its lease
     // deleted before the lease is revoked: a revoke deletes keys the way an expiry does, and watchers would report them expired
-    await this.releaseKeys(held.filter(lock => lock.isHeld)); // a lost lock's key goes with its lease
+    await this.releaseKeys(stillHeld);
     for (const lock of held) this.end(lock, 'released');
     await Promise.all(held.map(lock => lock.ownLeaseRevoked)); // hard-TTL locks' keys go before the client closes
     this.releaseWatchStream?.();
-    await session?.close();
+    const revoked = await session?.close();
     if (this.ownsClient) this.client.close();
+    this.log.closed(stillHeld.length, session, revoked ?? false);
     this.events.complete();
   }
 
@@ -556,11 +562,14 @@ export class LockService {
     this.releaseWatchStream ??= holdWatchStreamOpen(this.client, `${this.options.prefix}\u0000idle`);
     const opening = EtcdSession.open(this.client, this.options.ttl, this.options.connectTimeout, this.leaseMarker, expired => {
       // a hard-TTL lock lives by its own lease, not the session's
-      for (const held of [...this.held]) if (held.session === expired && !held.ownLease) this.end(held, 'session-expired');
+      const lost = [...this.held].filter(held => held.session === expired && !held.ownLease);
+      this.log.sessionExpired(expired, lost.length);
+      for (const held of lost) this.end(held, 'session-expired');
     }).then(
       session => {
         this.connected = true;
         this.ownSessions.add(session.leaseHex);
+        this.log.sessionOpened(session);
         return session;
       },
       err => {

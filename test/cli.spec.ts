@@ -1,6 +1,7 @@
 // The operator CLI (lib/cli/main.ts), run as a child process against a real etcd, with the
 // locks held by real worker processes: outputs, exit codes, and the unlock confirmation.
 import { describe, expect, it } from '@jest/globals';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { expectEtcdClean } from './support/etcd-state.js';
 import { useEtcdAndWorkers } from './support/worker-fixture.js';
 import { runCli, startCli } from './support/run-cli.js';
@@ -41,12 +42,44 @@ describe('nestjs-etcd-lock CLI', () => {
     expect(lines[2]).toMatch(new RegExp(`^holder\\s.*\\s${holder.process.pid}\\s.*\\s${held.token}\\s+exclusive\\s+held`));
     expect(lines[3]).toMatch(new RegExp(`^waiter 1\\s.*\\s${waiter.process.pid}\\s.*waiting`));
     expect(JSON.parse((await cli(['info', 'order:7', '--json'])).stdout)).toMatchObject({ key: 'order:7', holder: { pid: holder.process.pid } });
-    expect(await cli(['info', 'order:8'])).toMatchObject({ code: 0, stdout: 'Lock "order:8" is free: nobody holds or waits for it.\n' });
+    expect(await cli(['info', 'order:8'])).toMatchObject({ code: 0, stdout: 'Lock "order:8" is free under cli-spec/: nobody holds or waits for it.\n' });
 
     await holder.request({ op: 'release', key: 'order:7' });
     await waiting;
     await waiter.request({ op: 'release', key: 'order:7' });
-    expect(await cli(['list'])).toMatchObject({ code: 0, stdout: 'No lock is held.\n' });
+    expect(await cli(['list'])).toMatchObject({ code: 0, stdout: 'No lock is held under cli-spec/.\n', stderr: '' }); // its workers' prefix: no hint
+    expect(await cli(['list', 'order:'])).toMatchObject({ code: 0, stdout: 'No lock whose name starts with "order:" is held under cli-spec/.\n' });
+  });
+
+  it('list, info and watch without a prefix name the prefix they searched, and the prefixes in use instead (from their lease markers)', async () => {
+    const [holder] = await startWorkers(1);
+    await holder.request({ op: 'acquire', key: 'order:7' });
+    const noPrefix = { NESTJS_ETCD_LOCK_PREFIX: '' };
+    const hint = 'Lock prefixes in use in this etcd: cli-spec/';
+
+    const list = await cli(['list'], { env: noPrefix });
+    expect(list).toMatchObject({ code: 0, stdout: 'No lock is held under nestjs-etcd-lock/.\n', stderr: `${hint} (1 held). Pass --prefix to look there.\n` });
+    expect(await cli(['list', '--json'], { env: noPrefix })).toMatchObject({ code: 0, stdout: '[]\n', stderr: list.stderr });
+    expect(await cli(['info', 'order:7'], { env: noPrefix })).toMatchObject({
+      code: 0,
+      stdout: 'Lock "order:7" is free under nestjs-etcd-lock/: nobody holds or waits for it.\n',
+      stderr: `${hint} ("order:7" held there). Pass --prefix to look there.\n`,
+    });
+    const watch = startCli(['watch'], { ETCDCTL_ENDPOINTS: fixture.etcd.endpoints.join(',') });
+    try {
+      await watch.stderr.waitFor(line => line.startsWith(hint), 15_000, () => `no hint: ${watch.stderr.items.join('\n')}`);
+      expect(watch.stderr.items[0]).toBe('Watching locks under nestjs-etcd-lock/; Ctrl-C to stop.');
+    } finally {
+      expect(await watch.stop()).toBe(0);
+    }
+    // with the right prefix, no hint; with no session anywhere, a plain answer
+    expect((await cli(['info', 'order:7'])).stderr).toBe('');
+    await fixture.stopWorkers();
+    expect(await cli(['list'], { env: noPrefix })).toMatchObject({
+      code: 0,
+      stdout: 'No lock is held under nestjs-etcd-lock/.\n',
+      stderr: 'No lock prefix is in use in this etcd: no process of nestjs-etcd-lock has a session there.\n',
+    });
   });
 
   it('unlock asks first: "n" (or no answer) keeps the lock and exits 1; "y" removes the holder, which loses it as forced', async () => {
@@ -67,7 +100,7 @@ describe('nestjs-etcd-lock CLI', () => {
     expect(done.code).toBe(0);
     expect(done.stdout).toMatch(/^Unlocked "stuck": removed .* \(token \d+\)\.\n$/);
     expect(await holder.waitForEvent(e => e.event === 'lost')).toMatchObject({ key: 'stuck', reason: 'forced' });
-    expect(await cli(['unlock', 'stuck', '--yes'])).toMatchObject({ code: 0, stderr: 'Lock "stuck" is not held: nothing to unlock.\n' });
+    expect(await cli(['unlock', 'stuck', '--yes'])).toMatchObject({ code: 0, stderr: 'Lock "stuck" is not held under cli-spec/: nothing to unlock.\n' });
     await holder.request({ op: 'release', key: 'stuck' });
   });
 
@@ -102,8 +135,8 @@ describe('nestjs-etcd-lock watch', () => {
     const json = startCli(['watch', 'ship:', '--json'], env);
     const lines = startCli(['watch'], env);
     try {
-      await json.stderr.waitFor(line => line.startsWith('Watching locks whose name starts with "ship:"'), 15_000, () => 'the JSON watch did not start');
-      await lines.stderr.waitFor(line => line.startsWith('Watching locks;'), 15_000, () => 'the watch did not start');
+      await json.stderr.waitFor(line => line.startsWith('Watching locks under cli-spec/ whose name starts with "ship:"'), 15_000, () => 'the JSON watch did not start');
+      await lines.stderr.waitFor(line => line.startsWith('Watching locks under cli-spec/;'), 15_000, () => 'the watch did not start');
       const [a, b] = await startWorkers(2);
       const t1 = (await a.request<{ token: bigint }>({ op: 'acquire', key: 'ship:1' })).token;
       await a.request({ op: 'acquire', key: 'dock:1' }); // outside the JSON watch's prefix
@@ -127,6 +160,36 @@ describe('nestjs-etcd-lock watch', () => {
     } finally {
       expect(await json.stop()).toBe(0);
       expect(await lines.stop('SIGTERM')).toBe(0);
+    }
+  });
+});
+
+describe('nestjs-etcd-lock watch, held time', () => {
+  it('prints how long a lock was held since its holder took it, also when that was before the watch started', async () => {
+    const env = { ETCDCTL_ENDPOINTS: fixture.etcd.endpoints.join(','), NESTJS_ETCD_LOCK_PREFIX: PREFIX };
+    const [holder, waiter] = await startWorkers(2);
+    await holder.request({ op: 'acquire', key: 'long:1' }); // taken at once
+    await holder.request({ op: 'acquire', key: 'long:2' });
+    const waited = waiter.request({ op: 'acquire', key: 'long:2' });
+    await waiter.waitForEvent(e => e.event === 'waiting');
+    await sleep(1_000);
+    await holder.request({ op: 'release', key: 'long:2' }); // taken after a wait: held since the handoff, not since it queued
+    await waited;
+    const heldFrom = Date.now();
+    await sleep(2_000);
+    const watch = startCli(['watch', 'long:'], env);
+    try {
+      await watch.stderr.waitFor(line => line.startsWith('Watching locks under'), 15_000, () => 'the watch did not start');
+      const heldAtLeast = (Date.now() - heldFrom) / 1000;
+      await holder.request({ op: 'release', key: 'long:1' });
+      await waiter.request({ op: 'release', key: 'long:2' });
+      await watch.stdout.waitFor(line => / released +long:2 /.test(line), 10_000, () => `no release of long:2: ${watch.stdout.items.join('\n')}`);
+      const held = Object.fromEntries(watch.stdout.items.map(line => [/ (long:\d) /.exec(line)![1], Number(/ held (\d+\.\d) s$/.exec(line)?.[1])]));
+      expect(held['long:1']).toBeGreaterThanOrEqual(Math.floor((heldAtLeast + 1) * 10) / 10);
+      expect(held['long:2']).toBeGreaterThanOrEqual(Math.floor(heldAtLeast * 10) / 10);
+      expect(held['long:1'] - held['long:2']).toBeGreaterThanOrEqual(0.9); // long:2 waited 1 s of it
+    } finally {
+      expect(await watch.stop()).toBe(0);
     }
   });
 });

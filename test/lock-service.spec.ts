@@ -565,6 +565,34 @@ describe('etcd faults', () => {
     await again.release();
   });
 
+  it('a lock rides out a paused etcd for 0.8 × TTL (1.6 s at TTL 2), wherever in the keepalive cycle the pause starts', async () => {
+    if (etcd.members.length === 0) return expect(etcd.source).toBe('env'); // external etcd: not ours to pause
+    const locks = newService({ ttl: 2 });
+    const other = newService({ ttl: 2 });
+    await other.onModuleInit(); // its session opens now, not while etcd is paused
+    const lock = await locks.acquire('outage');
+    const pauses: { pauseMs: number; held: boolean }[] = [];
+    // three pauses at random points of the keepalive cycle: with a keepalive every TTL / 3, a 1.6 s pause is lost in most of them
+    for (let i = 0; i < 3; i++) {
+      await sleep(300 + Math.random() * 700);
+      const pausedAt = performance.now();
+      etcd.members[0].pause();
+      try {
+        await sleep(1_600);
+      } finally {
+        etcd.members[0].resume();
+      }
+      const pauseMs = Math.round(performance.now() - pausedAt);
+      await sleep(300); // the answers to the keepalives sent meanwhile
+      pauses.push({ pauseMs, held: lock.isHeld });
+      if (!lock.isHeld) break;
+    }
+    expect(pauses).toEqual(pauses.map(p => ({ ...p, held: true })));
+    expect(pauses.every(p => p.pauseMs >= 1_600)).toBe(true);
+    expect(await other.tryAcquire('outage')).toBeNull(); // still ours in etcd, too
+    await lock.release();
+  });
+
   it('a lease declared lost is revoked once etcd is back, though a restarted etcd re-extends it', async () => {
     if (etcd.members.length === 0) return expect(etcd.source).toBe('env'); // external etcd: not ours to restart
     const leasesBefore = new Set((await admin.leaseClient.leaseLeases()).leases.map(l => l.ID));

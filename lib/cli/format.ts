@@ -1,5 +1,6 @@
 import type { LockEvent } from '../interfaces/lock-event.interface.js';
 import type { LockHolderInfo, LockInfo, LockOwnerInfo } from '../interfaces/lock-info.interface.js';
+import type { PrefixInUse } from './prefixes.js';
 
 /** JSON with bigint tokens as strings: what `--json` prints (`indent` 0: one line). */
 export function toJson(value: unknown, indent = 2): string {
@@ -21,8 +22,8 @@ export function age(since: Date, now = Date.now()): string {
 }
 
 /** `list`: one row per held lock. */
-export function formatList(locks: LockInfo[]): string {
-  if (locks.length === 0) return 'No lock is held.';
+export function formatList(locks: LockInfo[], prefix: string, namePrefix = ''): string {
+  if (locks.length === 0) return `No lock${namePrefix ? ` whose name starts with "${namePrefix}"` : ''} is held under ${prefix}.`;
   const rows = locks.map(l => [
     l.key,
     l.holders.length > 1 ? `${l.holder!.owner} +${l.holders.length - 1}` : l.holder!.owner,
@@ -37,8 +38,8 @@ export function formatList(locks: LockInfo[]): string {
 }
 
 /** `info`: holders, then waiters in queue order. */
-export function formatInfo(key: string, info: LockInfo | null): string {
-  if (!info) return `Lock "${key}" is free: nobody holds or waits for it.`;
+export function formatInfo(key: string, info: LockInfo | null, prefix: string): string {
+  if (!info) return `Lock "${key}" is free under ${prefix}: nobody holds or waits for it.`;
   const row = (what: string, o: LockOwnerInfo | LockHolderInfo) => [
     what,
     o.owner,
@@ -63,4 +64,21 @@ export function formatEvent(event: LockEvent): string {
   if (event.reason) parts.push(event.reason);
   if (event.heldMs !== undefined) parts.push(`held ${(event.heldMs / 1000).toFixed(1)} s`);
   return parts.join('  ');
+}
+
+/**
+ * Where else to look, when nothing was found under `searched`: the other prefixes in use (for
+ * `info`, with whether `key` is held there), or that no session of this library uses any.
+ * Nothing when `searched` is in use and no other prefix is.
+ */
+export function formatPrefixesInUse(searched: string, found: { prefixes: PrefixInUse[]; complete: boolean }, key?: string): string | undefined {
+  const others = found.prefixes.filter(p => p.prefix !== searched);
+  const where = found.complete ? 'this etcd' : 'the first 100000 keys of this etcd';
+  if (found.prefixes.length === 0) return `No lock prefix is in use in ${where}: no process of nestjs-etcd-lock has a session there.`;
+  if (others.length === 0) return undefined;
+  const held = (p: PrefixInUse) =>
+    key !== undefined
+      ? `"${key}" ${p.held.includes(key) ? 'held' : 'not held'} there`
+      : `${p.held.length === 0 ? 'none' : p.held.length} held`;
+  return `Lock prefixes in use in ${where}: ${others.map(p => `${p.prefix} (${held(p)})`).join(', ')}. Pass --prefix to look there.`;
 }

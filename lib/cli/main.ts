@@ -6,10 +6,13 @@ import { hostname, userInfo } from 'node:os';
 import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
 import type { IOptions } from 'etcd3';
+import { createEtcdClient } from '../core/etcd-client.js';
 import { LockError } from '../core/lock.errors.js';
 import type { ConnectionSettings } from '../core/lock.messages.js';
+import { resolveLockOptions } from '../etcd-lock.options.js';
 import { LockService } from '../lock.service.js';
-import { formatEvent, formatInfo, formatList, toJson } from './format.js';
+import { formatEvent, formatInfo, formatList, formatPrefixesInUse, toJson } from './format.js';
+import { findPrefixesInUse } from './prefixes.js';
 
 const USAGE = `Usage: nestjs-etcd-lock <command> [options]
 
@@ -40,7 +43,7 @@ class UsageError extends Error {}
 
 function connection(values: Record<string, string | boolean | undefined>): { etcd: IOptions; prefix?: string } {
   const env = process.env;
-  const text = (name: string, variable: string) => (values[name] as string | undefined) ?? env[variable];
+  const text = (name: string, variable: string) => (values[name] as string | undefined) ?? (env[variable] || undefined); // an empty variable is unset
   const hosts = (text('endpoints', 'ETCDCTL_ENDPOINTS') ?? '127.0.0.1:2379').split(',').map(h => h.trim()).filter(Boolean);
   const etcd: IOptions = { hosts };
   const user = text('user', 'ETCDCTL_USER');
@@ -55,6 +58,24 @@ function connection(values: Record<string, string | boolean | undefined>): { etc
     etcd.credentials = { rootCertificate: readFileSync(ca ?? '/etc/ssl/certs/ca-certificates.crt'), ...(cert && { certChain: readFileSync(cert), privateKey: readFileSync(key!) }) };
   }
   return { etcd, prefix: text('prefix', 'NESTJS_ETCD_LOCK_PREFIX') };
+}
+
+/**
+ * Tells the operator, on stderr, which other prefixes are in use when `searched` showed
+ * nothing: an app with `prefix: 'shop/'` is not reported as holding nothing. Best effort.
+ */
+async function hintOtherPrefixes(etcd: IOptions, searched: string, key?: string, onlyIfUnused = false): Promise<void> {
+  const client = createEtcdClient(etcd);
+  try {
+    const found = await findPrefixesInUse(client);
+    if (onlyIfUnused && found.prefixes.some(p => p.prefix === searched)) return;
+    const hint = formatPrefixesInUse(searched, found, key);
+    if (hint) console.error(hint);
+  } catch {
+    // the answer was printed already; the hint is extra
+  } finally {
+    client.close();
+  }
 }
 
 async function confirm(question: string): Promise<boolean> {
@@ -94,28 +115,33 @@ async function run(argv: string[]): Promise<number> {
   const { etcd, prefix } = connection(values);
   const watch = command === 'watch' ? { prefix: arg ?? '' } : undefined;
   const locks = new LockService({ etcd, prefix, ownerId: `${userInfo().username}@${hostname()} (nestjs-etcd-lock CLI)`, watch }, CLI_SETTINGS);
+  const searched = resolveLockOptions({ prefix }).prefix;
   try {
     if (command === 'watch') {
       await locks.watching();
-      console.error(`Watching locks${arg ? ` whose name starts with "${arg}"` : ''}; Ctrl-C to stop.`);
+      console.error(`Watching locks under ${searched}${arg ? ` whose name starts with "${arg}"` : ''}; Ctrl-C to stop.`);
       // this service takes no lock: every event is another process's
       locks.events$.subscribe(event => console.log(values.json ? toJson(event, 0) : formatEvent(event)));
-      await new Promise(resolve => ['SIGINT', 'SIGTERM'].forEach(signal => process.once(signal, resolve)));
+      const stopped = new Promise(resolve => ['SIGINT', 'SIGTERM'].forEach(signal => process.once(signal, resolve)));
+      await hintOtherPrefixes(etcd, searched, undefined, true);
+      await stopped;
       return 0;
     }
     if (command === 'list') {
       const listed = await locks.listLocks(arg ?? '');
-      console.log(values.json ? toJson(listed) : formatList(listed));
+      console.log(values.json ? toJson(listed) : formatList(listed, searched, arg));
+      if (listed.length === 0) await hintOtherPrefixes(etcd, searched);
       return 0;
     }
     const info = await locks.getLockInfo(arg);
     if (command === 'info') {
-      console.log(values.json ? toJson(info) : formatInfo(arg, info));
+      console.log(values.json ? toJson(info) : formatInfo(arg, info, searched));
+      if (!info) await hintOtherPrefixes(etcd, searched, arg);
       return 0;
     }
     if (!info?.holder) {
       if (values.json) console.log(toJson([]));
-      else console.error(`Lock "${arg}" is not held: nothing to unlock.`);
+      else console.error(`Lock "${arg}" is not held under ${searched}: nothing to unlock.`);
       return 0;
     }
     const who = info.holders.map(h => `${h.owner} (pid ${h.pid} on ${h.host}, token ${h.token})`).join(', ');

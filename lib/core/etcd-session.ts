@@ -26,12 +26,15 @@ export class EtcdSession {
   readonly leaseId: string;
   /** Lease id in hex, as etcdctl prints it; part of every queue key of this session. */
   readonly leaseHex: string;
+  /** The TTL (s) etcd granted. */
+  readonly ttl: number;
   /** Aborted when the session ends: expired (reason 'expired') or closed (reason 'closed'). */
   readonly signal: AbortSignal;
   /** Names of this session's queue keys in use, by lock. */
   readonly slots = new QueueSlots();
 
   private readonly ended = new AbortController();
+  private readonly ttlMs: number;
   private readonly intervalMs: number;
   private readonly marginMs: number;
   private validUntil: number;
@@ -40,7 +43,8 @@ export class EtcdSession {
   private readonly pendingPings: number[] = []; // send times of unanswered keepalives, oldest first
   private readonly keepAliveTimer: NodeJS.Timeout;
   private deadlineTimer: NodeJS.Timeout | undefined;
-  private revoking: Promise<void> | undefined;
+  /** Resolves true once etcd confirmed the revoke, false if it gave up. */
+  private revoking: Promise<boolean> | undefined;
   private closed = false;
 
   /**
@@ -72,12 +76,13 @@ export class EtcdSession {
   ) {
     this.leaseId = leaseId;
     this.leaseHex = BigInt(leaseId).toString(16);
+    this.ttl = ttlSeconds;
     this.signal = this.ended.signal;
     setMaxListeners(Infinity, this.signal); // every acquire in flight listens to it
-    const ttlMs = ttlSeconds * 1000;
-    this.intervalMs = ttlMs / 3; // etcd's own cadence: two keepalives may fail before the lease is at risk
-    this.marginMs = Math.min(1000, ttlMs / 10);
-    this.validUntil = grantSentAt + ttlMs - this.marginMs;
+    this.ttlMs = ttlSeconds * 1000;
+    this.marginMs = Math.min(1000, this.ttlMs / 10);
+    this.intervalMs = keepAliveInterval(this.ttlMs, this.marginMs);
+    this.validUntil = grantSentAt + this.ttlMs - this.marginMs;
     this.keepAliveTimer = setInterval(() => this.keepAlive(), this.intervalMs).unref();
     this.armDeadline();
     void this.openStream(); // now, not at the first tick: the session's stream is part of opening it
@@ -92,13 +97,14 @@ export class EtcdSession {
   /**
    * Ends the session and revokes its lease, which deletes every key put with it (all locks
    * of the session) in one round trip, so successors need not wait for the TTL.
-   * Bounded by the TTL: past it, the lease has expired on its own anyway.
+   * Bounded by the TTL: past it, the lease has expired on its own anyway. Resolves whether
+   * etcd confirmed the revoke.
    */
-  async close(): Promise<void> {
+  async close(): Promise<boolean> {
     this.closed = true;
     this.end('closed');
-    this.revoking ??= this.revoke().catch(() => undefined);
-    await Promise.race([this.revoking, sleep(this.intervalMs * 3)]);
+    this.revoking ??= this.revoke().then(() => true, () => false);
+    return Promise.race([this.revoking, sleep(this.ttlMs).then(() => false)]);
   }
 
   /** Declares the session lost; every lock it vouched for is lost with it. */
@@ -120,8 +126,8 @@ export class EtcdSession {
   private keepAlive(): void {
     if (!this.isValid) return;
     const oldest = this.pendingPings[0];
-    // an unanswered keepalive older than one interval: the stream is stuck; open a new one
-    if (oldest !== undefined && performance.now() - oldest > this.intervalMs) this.dropStream();
+    // an unanswered keepalive older than a third of the TTL: the stream is stuck; open a new one
+    if (oldest !== undefined && performance.now() - oldest > this.ttlMs / 3) this.dropStream();
     if (this.stream) this.ping(this.stream);
     else void this.openStream();
   }
@@ -179,20 +185,35 @@ export class EtcdSession {
 
   private async revoke(): Promise<void> {
     // revoke the lease: etcd deletes every key of this session in the same Raft entry
-    await this.client.leaseClient.leaseRevoke({ ID: this.leaseId }, { deadline: Date.now() + this.intervalMs * 3 });
+    await this.client.leaseClient.leaseRevoke({ ID: this.leaseId }, { deadline: Date.now() + this.ttlMs });
   }
 
   /**
    * A lease we declared lost may live on in etcd: a restarted etcd or a new leader grants
    * every lease a fresh TTL. Revoke it as soon as etcd answers, until the client is closed.
    */
-  private async revokeWhenReachable(): Promise<void> {
-    await retryWithBackoff(() => this.revoke(), {
+  private async revokeWhenReachable(): Promise<boolean> {
+    return retryWithBackoff(() => this.revoke(), {
       initialMs: 100,
       // a restarted etcd gives the lease a fresh TTL: try often enough to beat it
-      maxMs: Math.min(1000, this.intervalMs),
+      maxMs: Math.min(1000, this.ttlMs / 3),
       // already gone, or nothing left to try it with
       retryIf: err => !(err instanceof EtcdLeaseInvalidError || err instanceof ClientClosedError || this.closed),
-    }).catch(() => undefined);
+    }).then(
+      () => true,
+      err => err instanceof EtcdLeaseInvalidError, // gone already: as good as revoked
+    );
   }
+}
+
+/**
+ * How often a session renews its lease. The deadline counts from the send time of the last
+ * acknowledged keepalive, so an outage that starts just before the next one is due has only
+ * TTL − margin − interval left: keeping alive every 0.15 × TTL − margin (0.5 s at TTL 10,
+ * 0.1 s at TTL 2) lets a session ride out an outage of 0.8 × TTL with 0.05 × TTL to spare for
+ * the answer, where etcd's TTL / 3 would lose it after 0.57 × TTL. Each is one small message
+ * on the session's stream, no Raft write; never less often than TTL / 3.
+ */
+export function keepAliveInterval(ttlMs: number, marginMs: number): number {
+  return Math.min(ttlMs / 3, Math.max(50, 0.15 * ttlMs - marginMs));
 }

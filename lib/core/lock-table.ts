@@ -1,4 +1,3 @@
-import { performance } from 'node:perf_hooks';
 import type { IKeyValue } from 'etcd3';
 import { holdingCount } from './lock-inspector.js';
 import { EXCLUSIVE, kindOfKey, type LockKind } from './lock-kind.js';
@@ -16,7 +15,7 @@ export interface LockChange {
   readonly token: bigint;
   /** The session lease (hex) that queued the key: who it belongs to. */
   readonly sessionLease: string;
-  /** On an end: how long this table saw it held, when it saw it start. */
+  /** On an end: how long it was held, since the holder took it (see QueueEntry.takenAt). */
   readonly heldMs?: number;
   readonly reason?: LockLossReason;
 }
@@ -32,8 +31,14 @@ interface QueueEntry {
   lease: string;
   owner: string;
   forced: boolean;
-  /** performance.now() when this table saw it start holding */
-  holdingSince?: number;
+  /** ms since the epoch when this table saw it start holding: a handoff seen live */
+  seenTakenAt?: number;
+  /**
+   * ms since the epoch when the holder took it, by its own record (acquired-at, or queued-at
+   * for a key that held at once; the holder's clock): for a holder that was already holding
+   * when this table first saw it, e.g. before a `watch` started. 0: unknown (not our record).
+   */
+  recordedTakenAt: number;
 }
 
 /**
@@ -98,14 +103,14 @@ export class LockTable {
       if (parsed?.type === 'lease-marker') this.liveLeases.add(parsed.leaseHex);
       if (parsed?.type !== 'queue' || !parsed.name.startsWith(this.namePrefix)) continue;
       const fresh = entry(kv, parsed.queuePrefixLength, parsed.leaseHex);
-      fresh.holdingSince = seen.get(identity(fresh))?.holdingSince;
+      fresh.seenTakenAt = seen.get(identity(fresh))?.seenTakenAt;
       const queue = this.queues.get(parsed.name) ?? [];
       queue.push(fresh);
       this.queues.set(parsed.name, queue);
       if (!before.has(parsed.name)) before.set(parsed.name, []);
     }
-    // the first load saw no holder start: no heldMs for them later
-    const changes = this.changes(before, lease => !this.liveLeases.has(lease), report ? performance.now() : undefined);
+    // holders that came while the watch was away: their records tell when they took it
+    const changes = this.changes(before, lease => !this.liveLeases.has(lease), false);
     return report ? changes : [];
   }
 
@@ -115,22 +120,24 @@ export class LockTable {
     return queue.slice(0, holdingCount(queue.map(e => e.kind)));
   }
 
-  /** Holders that left, then holders that came, per lock touched. */
-  private changes(before: Map<string, QueueEntry[]>, leaseEnded: (leaseHex: string) => boolean, now: number | undefined = performance.now()): LockChange[] {
+  /** Holders that left, then holders that came (`live`: just now, else at a time their record tells), per lock touched. */
+  private changes(before: Map<string, QueueEntry[]>, leaseEnded: (leaseHex: string) => boolean, live = true): LockChange[] {
     const changes: LockChange[] = [];
+    const now = Date.now();
     for (const [name, previous] of before) {
       const current = this.holders(name);
       const stillHolding = new Set(current.map(identity));
       const heldBefore = new Set(previous.map(identity));
       for (const gone of previous.filter(e => !stillHolding.has(identity(e)))) {
-        const heldMs = gone.holdingSince === undefined || now === undefined ? undefined : now - gone.holdingSince;
+        const takenAt = gone.seenTakenAt ?? (gone.recordedTakenAt || undefined);
+        const heldMs = takenAt === undefined ? undefined : Math.max(0, now - takenAt);
         const base = { key: name, owner: gone.owner, token: gone.token, sessionLease: gone.sessionLease, ...(heldMs !== undefined && { heldMs }) };
         if (gone.forced) changes.push({ ...base, type: 'lost', reason: 'forced' });
         else if (leaseEnded(gone.lease)) changes.push({ ...base, type: 'expired', reason: gone.lease === gone.sessionLease ? 'session-expired' : 'ttl-expired' });
         else changes.push({ ...base, type: 'released' });
       }
       for (const came of current.filter(e => !heldBefore.has(identity(e)))) {
-        came.holdingSince = now;
+        if (live) came.seenTakenAt = now;
         changes.push({ type: 'acquired', key: name, owner: came.owner, token: came.token, sessionLease: came.sessionLease });
       }
     }
@@ -151,6 +158,7 @@ function entry(kv: IKeyValue, queuePrefixLength: number, sessionLease: string): 
     lease: '',
     owner: '',
     forced: false,
+    recordedTakenAt: 0,
   };
   update(fresh, kv);
   return fresh;
@@ -161,6 +169,7 @@ function update(target: QueueEntry, kv: IKeyValue): void {
   target.lease = BigInt(kv.lease).toString(16);
   target.owner = record.owner;
   target.forced = record.forcedBy !== undefined;
+  target.recordedTakenAt = record.acquiredAt ?? record.queuedAt; // a holder that waited records acquired-at 100 ms in: a re-put
 }
 
 /** Keeps a queue in create-revision order (a new key is nearly always the newest). */

@@ -83,3 +83,25 @@ export const ETCD_SERVER_NOT_TRUSTED = (hosts: string, cause: string) =>
 export const ETCD_CLIENT_CERT_REFUSED = (hosts: string, cause: string) =>
   `etcd at ${hosts} refused our TLS client certificate (${cause}). Set etcd.credentials.certChain and privateKey ` +
   `to a certificate signed by a CA that etcd trusts (its --trusted-ca-file; etcdctl --cert/--key).`;
+
+// What a LockService logs (see LockServiceLogger).
+
+export const LOG_STARTED = (hosts: string, prefix: string, ttl: number, leaseHex: string) =>
+  `Locks on etcd at ${hosts} under prefix "${prefix}": session lease ${leaseHex}, TTL ${ttl} s.`;
+
+export const LOG_SESSION_REPLACED = (leaseHex: string, ttl: number) =>
+  `New session lease ${leaseHex} (TTL ${ttl} s) in place of the one that expired.`;
+
+export const LOG_SESSION_EXPIRED = (leaseHex: string, ttl: number, locks: number) =>
+  `Session lease ${leaseHex} expired: no keepalive was acknowledged within its TTL of ${ttl} s (etcd unreachable, ` +
+  `or this process stalled), or etcd reported the lease gone. ${locks} lock(s) lost with it; the next acquire opens a new session.`;
+
+export const LOG_LOCK_LOST = (lostMessage: string, reason: string, token: bigint | undefined, heldMs: number | undefined) =>
+  `${lostMessage} (reason '${reason}'${token === undefined ? '' : `, token ${token}`}${heldMs === undefined ? '' : `, held ${(heldMs / 1000).toFixed(1)} s`})`;
+
+export const LOG_CLOSED = (released: number, leaseHex: string | undefined) =>
+  leaseHex === undefined ? 'Closed (no session was open).' : `Closed: ${released} held lock(s) released, session lease ${leaseHex} revoked.`;
+
+export const LOG_CLOSED_UNCONFIRMED = (leaseHex: string, ttl: number) =>
+  `Closed, but etcd did not confirm the revoke of session lease ${leaseHex}: its keys (and any lock whose release ` +
+  `etcd did not confirm) block others until its TTL of ${ttl} s runs out.`;

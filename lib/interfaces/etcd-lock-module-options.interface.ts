@@ -1,4 +1,5 @@
 import type { Etcd3, IOptions } from 'etcd3';
+import type { LockLogger } from './lock-logger.interface.js';
 
 /**
  * Options of `EtcdLockModule` and of `new LockService(options)`. An unknown name is refused
@@ -58,4 +59,11 @@ export interface EtcdLockModuleOptions {
    * @default false
    */
   watch?: boolean | { prefix?: string };
+  /**
+   * Where the service logs one line at startup (endpoints, prefix, TTL, lease id), a warning
+   * for each lock lost (with the reason: session expired, key deleted, force-unlocked…) and one
+   * line at shutdown; nothing per acquisition. `false`: nothing.
+   * @default EtcdLockModule: Nest's Logger, context 'EtcdLockModule'; `new LockService()`: nothing
+   */
+  logger?: LockLogger | false;
 }

@@ -27,7 +27,11 @@ export interface LockEvent {
   readonly at: Date;
   /** On `acquired` and `timeout`: how long the acquire waited. */
   readonly waitedMs?: number;
-  /** On `released`, `lost` and `expired`: how long the lock was held (remote: since this watch saw it start; absent if it started before). */
+  /**
+   * On `released`, `lost` and `expired`: how long the lock was held. Remote: since the holder
+   * took it, even before the watch started (from the acquired-at in its key, by the holder's
+   * clock); absent for a key whose value is not this library's record.
+   */
   readonly heldMs?: number;
   /** On `lost` and `expired`: why. */
   readonly reason?: LockLossReason;

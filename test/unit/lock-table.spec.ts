@@ -82,6 +82,28 @@ describe('LockTable', () => {
     expect(brief(table.apply([put(key('order:1', X, 'a1'))]))).toEqual(['acquired order:1 owner-a1']);
   });
 
+  it('counts heldMs from when the holder took the lock, also for holders that held before the table first read them', () => {
+    const table = new LockTable(PREFIX);
+    const now = Date.now();
+    const atOnce = key('a', X, 'a1', { owner: 'o', host: 'h', pid: 1, queuedAt: now - 5_000 }); // held at once: since it queued
+    const waited = key('b', X, 'b1', { owner: 'o', host: 'h', pid: 1, queuedAt: now - 9_000, acquiredAt: now - 3_000 });
+    const foreign = kv(queueKey(queuePrefix(PREFIX, 'c'), X, 'c1', 0), 'not a record', ++revision, 'c1');
+    table.reset([atOnce, waited, foreign], false);
+    const ended = table.apply([del(atOnce)]).concat(table.apply([del(waited)]), table.apply([del(foreign)]));
+    const heldMs = Object.fromEntries(ended.map(c => [c.key, c.heldMs]));
+    expect(heldMs.a).toBeGreaterThanOrEqual(5_000);
+    expect(heldMs.a).toBeLessThan(6_000);
+    expect(heldMs.b).toBeGreaterThanOrEqual(3_000);
+    expect(heldMs.b).toBeLessThan(4_000);
+    expect(heldMs.c).toBeUndefined(); // no record of ours: unknown, not 56 years
+    // a handoff seen live counts from when the table saw it, whatever the record says
+    const [first, second] = [key('d', X, 'd1'), key('d', X, 'e1', { owner: 'o', host: 'h', pid: 1, queuedAt: now - 60_000 })];
+    table.apply([put(first)]);
+    table.apply([put(second)]);
+    table.apply([del(first)]);
+    expect(table.apply([del(second)])[0].heldMs).toBeLessThan(1_000);
+  });
+
   it('reports the difference after a fresh read: gone holders (expired when their lease marker is gone too) and new ones', () => {
     const table = new LockTable(PREFIX);
     const [a, b, c] = [key('a', X, 'a1'), key('b', X, 'b1'), key('c', X, 'c1')];
