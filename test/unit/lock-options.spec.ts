@@ -60,7 +60,7 @@ describe('resolveLockOptions', () => {
     [{ waittimeout: 100 }, /^Unknown option "waittimeout": did you mean "waitTimeout"\?/],
     [{ conectTimeout: 100 }, /did you mean "connectTimeout"\?/],
     [{ prefx: 'app/' }, /did you mean "prefix"\?/],
-    [{ banana: 1 }, /^Unknown option "banana": the options are etcd, client, prefix, ttl, .*watch\./],
+    [{ banana: 1 }, /^Unknown option "banana": the options are etcd, client, prefix, ttl, .*watch, logger\./],
     [{ hosts: ['127.0.0.1:2379'] }, /^Unknown option "hosts": it is an option of the etcd3 client\. Pass it inside etcd: \{ etcd: \{ hosts/],
     [{ isGlobal: true }, /^Unknown option "isGlobal": .*forRootAsync.*beside useFactory/],
   ])('refuses the unknown option %p, saying which was meant', (options, message) => {
