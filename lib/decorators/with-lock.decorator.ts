@@ -13,11 +13,11 @@ export interface WithLockMetadata {
 /**
  * Runs the method holding the distributed lock `key`: on controller, gateway and
  * microservice handlers (through the module's interceptor, until the response stream
- * ends) and on methods of any singleton provider (wrapped at bootstrap).
+ * ends) and on methods of any provider.
  *
  * The method is locked however it is reached (a `@Cron`, `@OnEvent` or queue processor that
  * took it before the app finished bootstrapping included); called on an instance that no app
- * with EtcdLockModule owns, it throws rather than run unlocked (see `withoutLocks` for unit
+ * with EtcdLockModule owns, it rejects rather than run unlocked (see `withoutLocks` for unit
  * tests).
  *
  * `key` is a template such as `'order:<<id>>'` (a parameter name, an index `<<0>>` or a path
