@@ -100,7 +100,7 @@ describe('watches end once', () => {
       child.send({ op: 'close', delayMs: run.delayMs });
       await next('closed');
       // nothing left open: the process ends by itself
-      const [code] = await Promise.race([exited, sleep(5_000).then(() => ['still running'] as [string])]);
+      const [code] = await Promise.race([exited, sleep(5_000, undefined, { ref: false }).then(() => ['still running'] as [string])]);
       await until(async () => (await watchers()) === 0, 2_000).catch(() => undefined);
       return { code, stderr, watchers: await watchers() };
     } finally {

@@ -74,7 +74,7 @@ async function stop(app: App): Promise<void> {
   await Promise.all([app.rpc.close(), app.rpcUnintercepted.close()]);
   const exited = once(app.process, 'exit');
   app.process.kill('SIGTERM');
-  await Promise.race([exited, sleep(5_000).then(() => app.process.kill('SIGKILL'))]);
+  await Promise.race([exited, sleep(5_000, undefined, { ref: false }).then(() => app.process.kill('SIGKILL'))]);
 }
 
 /** Runs per tick: tick → number of processes that ran it. */
