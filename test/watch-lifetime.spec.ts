@@ -140,7 +140,7 @@ describe('watches end once', () => {
       void stale.cancel().catch(() => undefined);
       await sleep(300);
       expect(thrown.map(String)).toEqual([]);
-      await Promise.race([live.cancel(), sleep(2_000)]); // without the guard, etcd3's stream is broken here
+      await Promise.race([live.cancel(), sleep(2_000, undefined, { ref: false })]); // without the guard, etcd3's stream is broken here
     } finally {
       process.off('unhandledRejection', onUnhandled);
       await locks.close();
