@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'coverage/', 'sample-app/dist/', 'test/compat-*/'] },
+  { ignores: ['dist/', 'node_modules/', 'coverage/', 'sample-app/dist/', 'test/compat-*/', '.snippets/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

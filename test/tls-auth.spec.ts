@@ -99,7 +99,7 @@ describe('etcd with authentication, and a user allowed only the lock prefix', ()
 
   beforeAll(async () => {
     etcd = await startEtcd();
-    // what the README's etcdctl commands do: root, then a role with readwrite on the prefix only
+    // what the etcdctl commands of docs/production.md do: root, then a role with readwrite on the prefix only
     const setup = new Etcd3({ hosts: etcd.endpoints });
     await setup.user('root').create('root-secret');
     await setup.user('root').addRole('root');

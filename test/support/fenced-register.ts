@@ -1,5 +1,5 @@
 // The resource the safety checker protects: a counter in etcd guarded by fencing tokens, as a
-// careful user guards any store (README "Guarantees"). The register remembers the highest
+// careful user guards any store (docs/guarantees.md). The register remembers the highest
 // token it has seen, on entry as well as on write, and refuses any lower one: a holder that
 // was paused or cut off and still writes after a newer holder came in is rejected.
 import { CompareResult, CompareTarget, type Etcd3 } from 'etcd3';
