@@ -7,7 +7,7 @@ import { Injectable } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EtcdLockModule, LockService, OnLockEvent, type LockEvent } from '../lib/index.js';
-import { createEtcdClient } from '../lib/core/etcd-client.js';
+import { createEtcdClient } from '../lib/backends/etcd/etcd-client.js';
 import { expectEtcdClean, metric } from './support/etcd-state.js';
 import type { LockWorker, WorkerEvent } from './support/lock-worker.js';
 import { useEtcdAndWorkers } from './support/worker-fixture.js';

@@ -5,12 +5,12 @@ import { Etcd3 } from 'etcd3';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startEtcd, type EtcdHandle } from '../harness/etcd.js';
-import { createEtcdClient } from '../lib/core/etcd-client.js';
-import { EtcdMutex } from '../lib/core/etcd-mutex.js';
-import { EXCLUSIVE } from '../lib/core/lock-kind.js';
-import { queueKey } from '../lib/core/lock-key.js';
-import { ownerRecord } from '../lib/core/owner-record.js';
-import { QueueSlots } from '../lib/core/queue-slots.js';
+import { createEtcdClient } from '../lib/backends/etcd/etcd-client.js';
+import { EtcdMutex } from '../lib/backends/etcd/etcd-mutex.js';
+import { EXCLUSIVE } from '../lib/common/lock-kind.js';
+import { queueKey } from '../lib/backends/etcd/lock-key.js';
+import { ownerRecord } from '../lib/common/owner-record.js';
+import { QueueSlots } from '../lib/backends/etcd/queue-slots.js';
 import {
   EtcdUnavailableError,
   LockAbortedError,

@@ -8,7 +8,7 @@ import { NestFactory } from '@nestjs/core';
 import type { Etcd3 } from 'etcd3';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startEtcdCluster, type EtcdHandle } from '../harness/etcd.js';
-import { createEtcdClient } from '../lib/core/etcd-client.js';
+import { createEtcdClient } from '../lib/backends/etcd/etcd-client.js';
 import { EtcdLockModule, LockService, type EtcdLockModuleOptions, type LockLogger } from '../lib/index.js';
 import { expectEtcdClean } from './support/etcd-state.js';
 

@@ -3,7 +3,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { Etcd3 } from 'etcd3';
 import { startEtcd, type EtcdHandle } from '../harness/etcd.js';
-import { createEtcdClient } from '../lib/core/etcd-client.js';
+import { createEtcdClient } from '../lib/backends/etcd/etcd-client.js';
 import { LockService } from '../lib/index.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expectEtcdClean, metric } from './support/etcd-state.js';

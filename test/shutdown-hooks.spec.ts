@@ -6,7 +6,7 @@ import type { Etcd3 } from 'etcd3';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { startEtcd, type EtcdHandle } from '../harness/etcd.js';
-import { createEtcdClient } from '../lib/core/etcd-client.js';
+import { createEtcdClient } from '../lib/backends/etcd/etcd-client.js';
 import { expectEtcdClean } from './support/etcd-state.js';
 
 const PREFIX = 'shutdown-hooks-spec/';

@@ -8,7 +8,7 @@ import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Etcd3, GRPCDeadlineExceededError } from 'etcd3';
 import { startEtcd, type EtcdHandle } from '../harness/etcd.js';
-import { createEtcdClient } from '../lib/core/etcd-client.js';
+import { createEtcdClient } from '../lib/backends/etcd/etcd-client.js';
 import { rejection } from './support/rejection.js';
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
 

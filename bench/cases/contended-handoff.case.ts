@@ -1,4 +1,4 @@
-import { createEtcdClient } from '../../lib/core/etcd-client.js';
+import { createEtcdClient } from '../../lib/backends/etcd/etcd-client.js';
 import type { BenchCase, SubjectResult } from '../bench.types.js';
 import { perOperation, readCounters } from '../etcd-metrics.js';
 import { startChildren, type BenchChild } from '../support/child.js';

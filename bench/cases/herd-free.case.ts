@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LockService } from '../../lib/index.js';
-import { createEtcdClient } from '../../lib/core/etcd-client.js';
+import { createEtcdClient } from '../../lib/backends/etcd/etcd-client.js';
 import type { EtcdHandle } from '../../harness/etcd.js';
 import type { BenchCase, SubjectResult } from '../bench.types.js';
 import { perOperation, readCounters } from '../etcd-metrics.js';

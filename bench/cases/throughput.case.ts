@@ -1,5 +1,5 @@
 import { LockService } from '../../lib/index.js';
-import { createEtcdClient } from '../../lib/core/etcd-client.js';
+import { createEtcdClient } from '../../lib/backends/etcd/etcd-client.js';
 import type { BenchCase, SubjectResult, TargetResult } from '../bench.types.js';
 import { perOperation, readCounters, type EtcdCounters } from '../etcd-metrics.js';
 import { startChildren } from '../support/child.js';

@@ -1,8 +1,8 @@
 // A child process of the bench: its own etcd client and LockService, driven over IPC by
 // bench/support/child.ts, so that cases can measure several processes at once.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createEtcdClient } from '../../lib/core/etcd-client.js';
-import { prefixEnd } from '../../lib/core/lock-key.js';
+import { createEtcdClient } from '../../lib/backends/etcd/etcd-client.js';
+import { prefixEnd } from '../../lib/backends/etcd/lock-key.js';
 import { LockService } from '../../lib/index.js';
 import type { EtcdHandle } from '../../harness/etcd.js';
 import { readCounters, type EtcdCounters } from '../etcd-metrics.js';

@@ -6,11 +6,11 @@ import { hostname, userInfo } from 'node:os';
 import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
 import type { IOptions } from 'etcd3';
-import { createEtcdClient } from '../core/etcd-client.js';
-import { LockError } from '../core/lock.errors.js';
-import type { ConnectionSettings } from '../core/lock.messages.js';
-import { resolveLockOptions } from '../etcd-lock.options.js';
-import { LockService } from '../lock.service.js';
+import { createEtcdClient } from '../backends/etcd/etcd-client.js';
+import { LockError } from '../common/lock.errors.js';
+import type { ConnectionSettings } from '../common/lock.messages.js';
+import { resolveLockOptions } from '../engine/lock-options.js';
+import { LockService } from '../engine/lock.service.js';
 import { formatEvent, formatInfo, formatList, formatPrefixesInUse, toJson } from './format.js';
 import { findPrefixesInUse } from './prefixes.js';
 

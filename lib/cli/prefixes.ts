@@ -1,5 +1,5 @@
 import type { Etcd3 } from 'etcd3';
-import { LockInspector } from '../core/lock-inspector.js';
+import { LockInspector } from '../backends/etcd/lock-inspector.js';
 
 /** A lock prefix some process uses, and the names of the locks held under it. */
 export interface PrefixInUse {

@@ -1,4 +1,4 @@
-import type { LockLossReason } from '../core/lock.errors.js';
+import type { LockLossReason } from '../common/lock.errors.js';
 
 /** @publicApi */
 export type LockEventType =

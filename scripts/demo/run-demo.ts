@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Etcd3 } from 'etcd3';
 import { startEtcd, type EtcdHandle } from '../../harness/etcd.js';
-import { decodeOwner } from '../../lib/core/owner-record.js';
+import { decodeOwner } from '../../lib/common/owner-record.js';
 import { SampleConfig } from '../../sample-app/src/config/sample.config.js';
 import { EtcdStore, type Account, type Order } from '../../sample-app/src/store/etcd.store.js';
 import { newLoadStats, pay, percentile, runClients } from './load.js';

@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/glob
 import type { Etcd3 } from 'etcd3';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startEtcd, type EtcdHandle } from '../../harness/etcd.js';
-import { createEtcdClient } from '../../lib/core/etcd-client.js';
+import { createEtcdClient } from '../../lib/backends/etcd/etcd-client.js';
 import { holdAnnounced, holdsSoFar, queueEntries } from '../support/fault-helpers.js';
 import { LockWorker } from '../support/lock-worker.js';
 import { checkSafety } from '../support/safety-checker.js';

@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/glob
 import type { Etcd3 } from 'etcd3';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startEtcdCluster, type EtcdHandle } from '../../harness/etcd.js';
-import { createEtcdClient } from '../../lib/core/etcd-client.js';
+import { createEtcdClient } from '../../lib/backends/etcd/etcd-client.js';
 import { LockService } from '../../lib/index.js';
 import { expectEtcdClean, lockKeys, metric } from '../support/etcd-state.js';
 import { rejection } from '../support/rejection.js';

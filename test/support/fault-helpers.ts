@@ -1,8 +1,8 @@
 // Small helpers for fault tests that drive LockWorker processes running the fenced loop.
 import { SortOrder, SortTarget, type Etcd3 } from 'etcd3';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { prefixEnd } from '../../lib/core/lock-key.js';
-import { decodeOwner } from '../../lib/core/owner-record.js';
+import { prefixEnd } from '../../lib/backends/etcd/lock-key.js';
+import { decodeOwner } from '../../lib/common/owner-record.js';
 import { isInternalKey } from './etcd-state.js';
 import type { LockWorker } from './lock-worker.js';
 

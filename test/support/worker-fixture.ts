@@ -3,7 +3,7 @@
 import { afterAll, afterEach, beforeAll } from '@jest/globals';
 import type { Etcd3 } from 'etcd3';
 import { startEtcd, startEtcdCluster, type EtcdHandle } from '../../harness/etcd.js';
-import { createEtcdClient } from '../../lib/core/etcd-client.js';
+import { createEtcdClient } from '../../lib/backends/etcd/etcd-client.js';
 import { LockWorker } from './lock-worker.js';
 
 export interface WorkerFixture {

@@ -1,6 +1,6 @@
 // Pure code: key validation and encoding. No etcd involved.
 import { describe, expect, it } from '@jest/globals';
-import { decodeLockKey, encodeLockKey, prefixEnd, queuePrefix, validateLockKey } from '../../lib/core/lock-key.js';
+import { decodeLockKey, encodeLockKey, prefixEnd, queuePrefix, validateLockKey } from '../../lib/backends/etcd/lock-key.js';
 import { InvalidLockKeyError, MAX_LOCK_KEY_LENGTH } from '../../lib/index.js';
 
 describe('validateLockKey', () => {

@@ -1,8 +1,8 @@
 // Pure code: option defaults and validation. No etcd involved.
 import { describe, expect, it } from '@jest/globals';
 import { Etcd3 } from 'etcd3';
-import { closestName } from '../../lib/closest-name.js';
-import { DEFAULT_PREFIX, resolveConflictStatus, resolveLockOptions, validateWaitTimeout } from '../../lib/etcd-lock.options.js';
+import { closestName } from '../../lib/util/closest-name.js';
+import { DEFAULT_PREFIX, resolveConflictStatus, resolveLockOptions, validateWaitTimeout } from '../../lib/engine/lock-options.js';
 import { LockConfigurationError } from '../../lib/index.js';
 
 function configError(run: () => unknown): LockConfigurationError {

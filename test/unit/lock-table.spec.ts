@@ -3,9 +3,9 @@
 // etcd in test/cluster-watch.spec.ts).
 import { describe, expect, it } from '@jest/globals';
 import type { IKeyValue } from 'etcd3';
-import { leaseMarkerKey, queueKey, queuePrefix } from '../../lib/core/lock-key.js';
-import { LockTable, type LockChange } from '../../lib/core/lock-table.js';
-import type { LockKind } from '../../lib/core/lock-kind.js';
+import { leaseMarkerKey, queueKey, queuePrefix } from '../../lib/backends/etcd/lock-key.js';
+import { LockTable, type LockChange } from '../../lib/backends/etcd/lock-table.js';
+import type { LockKind } from '../../lib/common/lock-kind.js';
 
 const PREFIX = 'p/';
 let revision = 100;

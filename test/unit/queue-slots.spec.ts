@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { QueueSlots } from '../../lib/core/queue-slots.js';
+import { QueueSlots } from '../../lib/backends/etcd/queue-slots.js';
 
 describe('QueueSlots', () => {
   it('claims the smallest free number per lock name', () => {

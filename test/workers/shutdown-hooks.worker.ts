@@ -6,7 +6,7 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import type { LoggerService } from '@nestjs/common';
-import { SHUTDOWN_HOOKS_CHECK_DELAY_MS } from '../../lib/etcd-lock.constants.js';
+import { SHUTDOWN_HOOKS_CHECK_DELAY_MS } from '../../lib/nest/etcd-lock.constants.js';
 import { EtcdLockModule } from '../../lib/index.js';
 
 const print = (level: string) => (message: unknown, context?: unknown) => console.log(JSON.stringify({ level, message, context }));

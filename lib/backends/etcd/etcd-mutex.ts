@@ -1,0 +1,420 @@
+import {
+  CompareResult,
+  CompareTarget,
+  type Etcd3,
+  type IKeyValue,
+  type IRequestOp,
+  type ITxnRequest,
+  type ITxnResponse,
+} from 'etcd3';
+import { EXCLUSIVE, canQueueTogether, describeKind, kindOfKey, kindTag, type LockKind } from '../../common/lock-kind.js';
+import { deletedSince, watchFromNow, type KeyWatch } from './key-watch.js';
+import { createdAt, newestKeys, prefixEnd } from './lock-key.js';
+import { decodeOwner, encodeOwner, type OwnerRecord } from '../../common/owner-record.js';
+import type { QueueSlot } from './queue-slots.js';
+import { untilAnswered } from '../../util/retry.js';
+import type { WaitingRoom } from './waiting-room.js';
+
+/** Why a holder watch stopped; a constant, as `abort()` without a reason builds a DOMException. */
+const STOPPED = new Error('holder watch stopped');
+
+/** Thrown by {@link EtcdMutex.waitForTurn} when our queue key vanished while we waited. */
+export class QueueKeyGoneError extends Error {}
+
+/** Thrown when the key ahead of ours asks for a kind that cannot share a queue with ours (another semaphore limit). */
+export class KindConflictError extends Error {
+  constructor(readonly found: LockKind) {
+    super(`the queue holds ${describeKind(found)}`);
+  }
+}
+
+/**
+ * What a waiter waits for: one key's deletion (and, behind a semaphore waiter, its put when
+ * that waiter gets a place), or any release in the queue (the first semaphore waiter
+ * without a place: any of the holders leaving frees one for it).
+ */
+type Blocker = { readonly key: Buffer; readonly wakeOnPut: boolean } | 'any-release';
+
+/**
+ * One attempt at one lock: a queue key `<queue prefix><kind tag>-<lease hex>-<slot>` under
+ * the lock's prefix. Keys hold in create-revision order: an exclusive key once no key is
+ * older, a shared key once no exclusive key is older, a semaphore key once fewer than
+ * `limit` keys are older. Its create revision is the fencing token. The key name is fixed
+ * before the first request, so a transaction retried after an unknown outcome finds its own
+ * key instead of queueing twice.
+ */
+export class EtcdMutex {
+  /** Create revision of our key once known: our place in the queue and the fencing token. */
+  revision: bigint | undefined;
+  /** etcd revision at which we last saw our key and the queue: a watch attached later re-reads. */
+  seenAt = 0n;
+  /** What we wait for, as of our last look (null: nothing, we hold; undefined: unknown, read). */
+  private blocker: Blocker | null | undefined;
+  /** The newest key in the way when a take-if-free found the lock busy: what an unfair waiter watches. */
+  private busyKey: Buffer | undefined;
+  /** We waited for the lock and have not yet written when we got it into our key. */
+  private acquiredUnrecorded = false;
+  /** An unfair waiter's place in the waiting room, until it holds the lock or gives up. */
+  private room: WaitingRoom | undefined;
+  /**
+   * The writes of this attempt that do not check the key's create revision (see QueueSlots):
+   * puts-if-absent (the enqueue, the waiting-room entry) and deletes by name (the room exit,
+   * the delete of a key whose revision is unknown). Such a write landing late on a reused
+   * name would hit another attempt's key, so the name is given back only once our keys are
+   * known gone and none of these is in flight or of unknown outcome.
+   */
+  private putsInFlight = 0;
+  private putsSent = 0;
+  private deletesInFlight = 0;
+  private outcomeUnknown = false;
+  /** A release sent after every put was answered has been answered: no key of ours exists. */
+  private keysGone = false;
+
+  private readonly prefix: Buffer;
+  private readonly writers: Buffer;
+  private readonly key: Buffer;
+
+  constructor(
+    private readonly client: Etcd3,
+    queuePrefix: string,
+    readonly kind: LockKind,
+    readonly etcdKey: string,
+    private readonly leaseId: string,
+    /** who we are, written as the key's value */
+    readonly record: OwnerRecord,
+    /** the session's name for our key, given back once no write of ours can land on it */
+    private readonly slot: QueueSlot,
+  ) {
+    this.prefix = Buffer.from(queuePrefix);
+    this.writers = Buffer.from(`${queuePrefix}${kindTag(EXCLUSIVE)}-`);
+    this.key = Buffer.from(etcdKey);
+  }
+
+  /**
+   * Puts our key and learns our place in ONE transaction; true when we hold the lock.
+   * With `onlyIfFree` the key is put only if nothing is in the way (no key at all; for a
+   * shared key, no exclusive key), so a busy lock costs one request and leaves nothing
+   * behind. Shared by acquire, tryAcquire and the unfair wait.
+   */
+  async tryAcquire(onlyIfFree: boolean): Promise<boolean> {
+    // a semaphore's free places cannot be counted in a compare: a try queues, and the caller removes a key without a place
+    const ifFree = onlyIfFree && this.kind.mode !== 'semaphore';
+    const inTheWay = this.kind.mode === 'shared' ? this.writers : this.prefix;
+    const res = await this.unguarded('put', () => this.client.kv.txn({
+      compare: [
+        ifFree
+          ? // nothing in the way holds or waits
+            { key: inTheWay, range_end: prefixEnd(inTheWay), target: CompareTarget.Create, result: CompareResult.Equal, create_revision: 0 }
+          : // our key is not there yet (a retry of this transaction would find it)
+            { key: this.key, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: 0 },
+      ],
+      success: [
+        // put self in the queue, on the session's lease: it goes when the session goes
+        { request_put: { key: this.key, value: encodeOwner(this.record), lease: this.leaseId } },
+        // what is ahead of us: ours is the newest key, so these are the keys before it
+        ...this.placeReads(undefined),
+      ],
+      failure: [
+        // our key from an earlier try of this same transaction, if it went through
+        { request_range: { key: this.key } },
+        // the newest key in the way
+        newestKeys(inTheWay, 1),
+      ],
+    }));
+    this.seenAt = BigInt(res.header.revision);
+    if (res.succeeded) {
+      this.revision = this.seenAt;
+      this.blocker = this.blockerFrom(res, 1, true);
+      return this.blocker === null;
+    }
+    const own = rangeAt(res, 0)[0];
+    if (own) {
+      // an earlier try went through: read our place
+      this.revision = BigInt(own.create_revision);
+      this.blocker = this.blockerFrom(await this.readPlace(), 1, false);
+      return this.blocker === null;
+    }
+    this.busyKey = rangeAt(res, 1)[0]?.key;
+    if (this.busyKey) this.checkKind(this.busyKey);
+    return false; // busy, and nothing was written
+  }
+
+  /**
+   * Waits until our key holds, watching one key (or, for the first semaphore waiter without a
+   * place, the queue's releases): one release wakes one waiter. After every wake-up, one read
+   * confirms our key still exists with its revision and finds what is still in the way (a
+   * key ahead may leave the queue without the lock ever being released).
+   * Rejects with `signal.reason` when aborted, QueueKeyGoneError when our key vanished.
+   */
+  async waitForTurn(signal: AbortSignal): Promise<void> {
+    // the enqueue transaction already told what is in the way (a retried one did not: read)
+    let blocker = this.blocker !== undefined ? this.blocker : await this.readBlocker(signal);
+    const waited = blocker !== null;
+    while (blocker) {
+      signal.throwIfAborted();
+      const watch = this.watchFor(blocker, signal);
+      try {
+        const attachedAt = await watch.attached;
+        if (attachedAt !== undefined && attachedAt > this.seenAt) {
+          // etcd moved on between our read and the watch: what we wait for may have happened already
+          const current = await this.readBlocker(signal);
+          if (!sameBlocker(current, blocker)) {
+            blocker = current;
+            continue;
+          }
+        }
+        await watch.gone;
+      } finally {
+        watch.stop();
+      }
+      signal.throwIfAborted();
+      blocker = await this.readBlocker(signal);
+    }
+    if (!waited) return;
+    // when we got the lock, for getLockInfo (a lock taken at once got it when it queued)
+    this.record.acquiredAt = Date.now();
+    // the semaphore waiter behind us watches our key for this put: it may now be first without a place
+    if (this.kind.mode === 'semaphore') await untilAnswered(signal, () => this.touch());
+    // others write it with the holder watch: no write on the handoff's path, none for short holds
+    else this.acquiredUnrecorded = true;
+  }
+
+  /**
+   * The unfair wait (`fair: false`): no key in the queue while waiting, only one in `room`.
+   * The first of the room watches the newest key in the way and, once it is gone, takes the
+   * lock if it is free, racing only callers that are running right now.
+   */
+  async waitUntilFree(signal: AbortSignal, room: WaitingRoom): Promise<void> {
+    this.room = room;
+    await untilAnswered(signal, () => this.unguarded('put', () => room.enter()));
+    await room.untilFirst(signal);
+    for (;;) {
+      if (this.revision !== undefined) {
+        await this.waitForTurn(signal); // a retried take went in behind someone: queue
+        break;
+      }
+      await deletedSince(this.client, this.busyKey!, this.seenAt, signal);
+      if (await untilAnswered(signal, () => this.tryAcquire(true))) break;
+    }
+    // the next in the room wakes and waits on us
+    await untilAnswered(signal, () => this.unguarded('delete', () => room.leave()));
+    this.room = undefined;
+  }
+
+  /**
+   * Calls `onGone` once if our key is deleted while we hold the lock (by anyone: an admin,
+   * etcdctl, lease expiry). Returns a function that stops watching.
+   */
+  watchHolder(onGone: (forcedBy: string | undefined) => void, delayMs = 0): () => void {
+    const stop = new AbortController();
+    // stopped while reading: our own release may have deleted the key; the release reports a loss itself
+    const gone = async (): Promise<boolean> => !stop.signal.aborted && !(await this.ownKeyRemains(stop.signal)) && !stop.signal.aborted;
+    const watch = async (): Promise<void> => {
+      // a holder that waited records when it got the lock, which also checks that its key is still there
+      if (this.acquiredUnrecorded && !(await this.recordAcquired(stop.signal)) && !stop.signal.aborted) return onGone(undefined);
+      while (!stop.signal.aborted) {
+        // with the key as it was: an operator's forceUnlock marks it before deleting it
+        const watch = this.watchFor({ key: this.key, wakeOnPut: false, withPrevious: true }, stop.signal);
+        let previous: IKeyValue | undefined;
+        try {
+          const attachedAt = await watch.attached;
+          // etcd moved on since we last saw our key (during the delay, say): it may be gone already
+          if ((attachedAt === undefined || attachedAt > this.seenAt) && (await gone())) return onGone(undefined);
+          if (attachedAt !== undefined) previous = await watch.gone;
+        } finally {
+          watch.stop();
+        }
+        // a delete event, or trouble with the watch: read instead of trusting a resumed stream
+        if (await gone()) return onGone(previous && decodeOwner(previous.value).forcedBy);
+      }
+    };
+    // most locks end before the delay: they never watch
+    const timer = setTimeout(() => void watch().catch(() => undefined /* stopped */), delayMs).unref();
+    return () => {
+      clearTimeout(timer);
+      stop.abort(STOPPED);
+    };
+  }
+
+  /**
+   * Puts our key, still the one we created, on another lease (a hard-TTL lock's own). A put
+   * keeps the create revision: the token and our place stay. The lease's marker is put with
+   * it. False if the key is gone.
+   */
+  async moveToLease(leaseId: string, marker: { key: string; value: Buffer }): Promise<boolean> {
+    const res = await this.client.kv.txn({
+      compare: [createdAt(this.key, this.revision!)],
+      success: [
+        { request_put: { key: this.key, value: encodeOwner(this.record), lease: leaseId } },
+        // the lease's marker goes with the key, on the lease: see leaseMarkerKey
+        { request_put: { key: Buffer.from(marker.key), value: marker.value, lease: leaseId } },
+      ],
+      failure: [],
+    });
+    return res.succeeded;
+  }
+
+  /**
+   * Deletes our key if it is still the one we created (`If CreateRevision == token`):
+   * idempotent, safe to retry, and it can never delete a newer holder's key. When the
+   * enqueue's outcome is unknown our unique key is deleted outright: no one else writes it.
+   * Resolves true if our key was still there: false tells a holder its lock had been lost.
+   */
+  async release(): Promise<boolean> {
+    // deletes sent after every put was answered leave no key of ours behind once answered
+    const afterEveryPut = this.putsInFlight === 0;
+    const putsBefore = this.putsSent;
+    if (this.room) {
+      const room = this.room;
+      await this.unguarded('delete', () => room.leave()); // an unfair waiter giving up
+      if (afterEveryPut) this.room = undefined; // else an entry still in flight may land: leave again next time
+    }
+    const wasThere =
+      this.revision === undefined
+        ? // remove our attempt's key, if the enqueue went through
+          Number((await this.unguarded('delete', () => this.client.kv.deleteRange({ key: this.key }))).deleted) > 0
+        : (await this.client.kv.txn(this.guardedDelete())).succeeded;
+    if (afterEveryPut && this.putsSent === putsBefore) this.keysGone = true;
+    this.freeSlotIfDone();
+    return wasThere;
+  }
+
+  /** A try that wrote nothing (the lock was busy): no key of ours exists, the name can serve again. */
+  wroteNothing(): void {
+    if (this.putsInFlight === 0) this.keysGone = true;
+    this.freeSlotIfDone();
+  }
+
+  /** Gives the key's name back to the session once our keys are gone and no unguarded write can still land. */
+  private freeSlotIfDone(): void {
+    if (this.keysGone && this.putsInFlight === 0 && this.deletesInFlight === 0 && !this.outcomeUnknown) this.slot.free();
+  }
+
+  /** Sends a write that does not check our key's create revision, counted until answered (see putsInFlight). */
+  private async unguarded<T>(kind: 'put' | 'delete', request: () => Promise<T>): Promise<T> {
+    if (kind === 'put') {
+      this.putsInFlight++;
+      this.putsSent++;
+      this.keysGone = false;
+    } else this.deletesInFlight++;
+    try {
+      return await request();
+    } catch (err) {
+      this.outcomeUnknown = true; // it may still land: the name is never reused
+      throw err;
+    } finally {
+      if (kind === 'put') this.putsInFlight--;
+      else this.deletesInFlight--;
+      this.freeSlotIfDone(); // the last write to settle gives the name back
+    }
+  }
+
+  /** The delete of {@link release} for a holder: only the key we created, never a successor's. */
+  guardedDelete(): ITxnRequest {
+    return { compare: [createdAt(this.key, this.revision!)], success: [{ request_delete_range: { key: this.key } }], failure: [] };
+  }
+
+  /**
+   * Reads of what is ahead of our key, for the enqueue transaction (`before` undefined: ours
+   * is the newest key, and the first range returns it too) or a later read (keys created
+   * before `before`): the newest keys of any kind (as many as a semaphore needs to count
+   * its place, capped), and for a shared key the newest exclusive one.
+   */
+  private placeReads(before: bigint | undefined): IRequestOp[] {
+    // the enqueue's reads also return our own key, the newest
+    const newest = (key: Buffer, limit: number) => newestKeys(key, limit + (before === undefined ? 1 : 0), before);
+    // count_only would ignore max_create_revision: count up to limit + 1 keys instead
+    const reads = [newest(this.prefix, this.kind.mode === 'semaphore' ? this.kind.limit + 1 : 1)];
+    if (this.kind.mode === 'shared') reads.push(newest(this.writers, 1));
+    return reads;
+  }
+
+  /** What is in the way of our key, from the results of {@link placeReads} starting at `index`. */
+  private blockerFrom(res: ITxnResponse, index: number, includesOurs: boolean): Blocker | null {
+    const ahead = rangeAt(res, index).slice(includesOurs ? 1 : 0); // newest first
+    if (ahead[0]) this.checkKind(ahead[0].key);
+    switch (this.kind.mode) {
+      case 'exclusive':
+        return ahead[0] ? { key: ahead[0].key, wakeOnPut: false } : null;
+      case 'shared': {
+        const writer = rangeAt(res, index + 1)[0]; // ours is not among the exclusive keys
+        return writer ? { key: writer.key, wakeOnPut: false } : null;
+      }
+      case 'semaphore':
+        if (ahead.length < this.kind.limit) return null;
+        // first without a place: any holder's release frees one; further back: wait for the key ahead to move up
+        return ahead.length === this.kind.limit ? 'any-release' : { key: ahead[0].key, wakeOnPut: true };
+    }
+  }
+
+  /** Throws KindConflictError when the key ahead asks for a kind that cannot queue with ours. */
+  private checkKind(key: Buffer): void {
+    const found = kindOfKey(key, this.prefix.length) ?? EXCLUSIVE;
+    if (!canQueueTogether(found, this.kind)) throw new KindConflictError(found);
+  }
+
+  /** One read: our key (QueueKeyGoneError unless it is still there with its revision) and what is ahead of it. */
+  private async readPlace(): Promise<ITxnResponse> {
+    const res = await this.client.kv.txn({
+      compare: [],
+      success: [{ request_range: { key: this.key } }, ...this.placeReads(this.revision)],
+      failure: [],
+    });
+    const own = rangeAt(res, 0)[0];
+    if (!own || BigInt(own.create_revision) !== this.revision) throw new QueueKeyGoneError();
+    this.seenAt = BigInt(res.header.revision);
+    return res;
+  }
+
+  /** {@link readPlace} retried while etcd is unreachable; what is in the way now. */
+  private async readBlocker(signal: AbortSignal): Promise<Blocker | null> {
+    return this.blockerFrom(await untilAnswered(signal, () => this.readPlace()), 1, false);
+  }
+
+  /** A put of our key with its record (guarded by its revision): the change the semaphore waiter behind us watches for. */
+  private async touch(): Promise<void> {
+    const res = await this.client.kv.txn({
+      compare: [createdAt(this.key, this.revision!)],
+      // on whatever lease it is: a hard-TTL lock's key has moved to its own
+      success: [{ request_put: { key: this.key, value: encodeOwner(this.record), ignore_lease: true } }],
+      failure: [],
+    });
+    this.seenAt = BigInt(res.header.revision);
+    if (!res.succeeded) throw new QueueKeyGoneError();
+  }
+
+  /** Writes when we got the lock into our key; false if the key is gone. */
+  private async recordAcquired(signal: AbortSignal): Promise<boolean> {
+    this.acquiredUnrecorded = false;
+    try {
+      await untilAnswered(signal, () => this.touch());
+      return true;
+    } catch (err) {
+      if (err instanceof QueueKeyGoneError) return false;
+      throw err;
+    }
+  }
+
+  /** One read: is our key still there with its revision? */
+  private async ownKeyRemains(signal: AbortSignal): Promise<boolean> {
+    const res = await untilAnswered(signal, () => this.client.kv.txn({ compare: [], success: [{ request_range: { key: this.key } }], failure: [] }));
+    this.seenAt = BigInt(res.header.revision);
+    const own = rangeAt(res, 0)[0];
+    return own !== undefined && BigInt(own.create_revision) === this.revision;
+  }
+
+  /** A watch FROM NOW for what `blocker` names (see {@link watchFromNow}). */
+  private watchFor(blocker: Blocker | { key: Buffer; wakeOnPut: boolean; withPrevious: boolean }, signal: AbortSignal): KeyWatch {
+    return watchFromNow(this.client, blocker === 'any-release' ? { prefix: this.prefix } : blocker, signal);
+  }
+}
+
+function sameBlocker(a: Blocker | null, b: Blocker): boolean {
+  if (a === null || a === 'any-release' || b === 'any-release') return a === b;
+  return a.key.equals(b.key) && a.wakeOnPut === b.wakeOnPut;
+}
+
+/** The keys a range in a transaction's results returned. */
+export function rangeAt(res: ITxnResponse, index: number): IKeyValue[] {
+  return res.responses[index]?.response_range?.kvs ?? [];
+}

@@ -1,0 +1,63 @@
+import type { Observable } from 'rxjs';
+import { LockLostError, type LockLossReason } from '../common/lock.errors.js';
+import { LOG_CLOSED, LOG_CLOSED_UNCONFIRMED, LOG_LOCK_LOST, LOG_SESSION_EXPIRED, LOG_SESSION_REPLACED, LOG_STARTED } from '../common/lock.messages.js';
+import type { LockEvent } from '../interfaces/lock-event.interface.js';
+import type { LockLogger } from '../interfaces/lock-logger.interface.js';
+
+/** A session as the log names it. */
+interface SessionInfo {
+  readonly leaseHex: string;
+  readonly ttl: number;
+}
+
+/**
+ * What a LockService tells its `logger` option: a line when it starts and when it closes, a
+ * warning for each of its locks that ends without a release, an error when its session
+ * expires. Nothing per acquisition: a busy app would drown what matters. A logger that throws
+ * is ignored: logging never breaks a lock.
+ */
+export class LockServiceLogger {
+  private started = false;
+
+  constructor(
+    private readonly logger: LockLogger | undefined,
+    private readonly hosts: string,
+    private readonly prefix: string,
+  ) {}
+
+  /** Warns of each local lock lost: session expired, key deleted, force-unlocked, past maxHold or its own ttl. */
+  follow(events$: Observable<LockEvent>): void {
+    if (!this.logger) return;
+    events$.subscribe(event => {
+      if (event.origin !== 'local' || (event.type !== 'lost' && event.type !== 'expired') || !event.reason) return;
+      this.write('warn', LOG_LOCK_LOST(lossMessage(event.key, event.reason), event.reason, event.token, event.heldMs));
+    });
+  }
+
+  sessionOpened(session: SessionInfo): void {
+    this.write('log', this.started ? LOG_SESSION_REPLACED(session.leaseHex, session.ttl) : LOG_STARTED(this.hosts, this.prefix, session.ttl, session.leaseHex));
+    this.started = true;
+  }
+
+  sessionExpired(session: SessionInfo, locksLost: number): void {
+    this.write('error', LOG_SESSION_EXPIRED(session.leaseHex, session.ttl, locksLost));
+  }
+
+  /** `revoked`: etcd confirmed the revoke of the session's lease (undefined: no session was open). */
+  closed(released: number, session: SessionInfo | undefined, revoked: boolean): void {
+    if (session && !revoked) this.write('warn', LOG_CLOSED_UNCONFIRMED(session.leaseHex, session.ttl));
+    else this.write('log', LOG_CLOSED(released, session?.leaseHex));
+  }
+
+  private write(level: keyof LockLogger, message: string): void {
+    try {
+      this.logger?.[level](message);
+    } catch {
+      // a broken logger must not break a lock
+    }
+  }
+}
+
+function lossMessage(key: string, reason: LockLossReason): string {
+  return new LockLostError(key, reason).message;
+}

@@ -1,0 +1,143 @@
+import { performance } from 'node:perf_hooks';
+import type { EtcdMutex } from '../backends/etcd/etcd-mutex.js';
+import type { EtcdSession } from '../backends/etcd/etcd-session.js';
+import type { OwnLease } from '../backends/etcd/own-lease.js';
+import { LockLostError, LockNotHeldError, type LockLossReason } from '../common/lock.errors.js';
+
+/**
+ * A lock you hold. Release it with `release()` or `await using`.
+ * @publicApi
+ */
+export interface LockHandle {
+  /** The lock's name, as passed to acquire. */
+  readonly key: string;
+  /**
+   * Fencing token: the etcd create revision of the holder's key. Strictly increasing across
+   * holders of one lock; hand it to what you protect and reject writes with a lower token.
+   */
+  readonly token: bigint;
+  /**
+   * Aborted when the lock ends: its `reason` is a LockLostError when it was lost (session
+   * expired, key deleted) or a LockNotHeldError when it was released.
+   */
+  readonly signal: AbortSignal;
+  /** True until the lock is released or lost; checks the session deadline on every read. */
+  readonly isHeld: boolean;
+  /** Releases the lock (the last of reentrant holds frees it). Idempotent; never throws. */
+  release(): Promise<void>;
+  /**
+   * A hard-TTL lock (`autoRenew: false`): gives it a fresh lease of `ttl` seconds (by
+   * default its current ttl). Rejects with LockLostError if the lock is already gone (it is
+   * never re-acquired) and LockNotHeldError after release. Other locks are kept alive by
+   * the session: for them this only checks that the lock is held.
+   */
+  renew(ttl?: number): Promise<void>;
+  /** Throws LockLostError if the lock was lost, LockNotHeldError if it was released. */
+  assertHeld(): void;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** One key held in etcd, shared by the handles of reentrant holds on it. */
+export class HeldLock {
+  holds = 1;
+  readonly acquiredAt = performance.now();
+  stopWatching: () => void = () => undefined;
+  maxHoldTimer: NodeJS.Timeout | undefined;
+  /** A hard-TTL lock's own lease; undefined: the session keeps the lock alive. */
+  ownLease: OwnLease | undefined;
+  /** Settles once the own lease, if any, is revoked after the lock ended. */
+  ownLeaseRevoked: Promise<void> = Promise.resolve();
+  private readonly ended = new AbortController();
+
+  constructor(
+    readonly key: string,
+    readonly mutex: EtcdMutex,
+    readonly session: EtcdSession,
+    /** ms from acquiredAt before which a release is deferred */
+    readonly minHold = 0,
+  ) {}
+
+  get token(): bigint {
+    return this.mutex.revision!;
+  }
+
+  get signal(): AbortSignal {
+    return this.ended.signal;
+  }
+
+  /** Checks the deadline too, so a paused process learns of the loss on its first look. */
+  get isHeld(): boolean {
+    return (this.ownLease ? this.ownLease.isValid : this.session.isValid) && !this.ended.signal.aborted;
+  }
+
+  /** Ends the lock as lost; false if it had already ended. */
+  lose(reason: LockLossReason): boolean {
+    return this.end(new LockLostError(this.key, reason));
+  }
+
+  /** Ends the lock as released; false if it had already ended. */
+  release(): boolean {
+    return this.end(new LockNotHeldError(this.key));
+  }
+
+  private end(reason: LockLostError | LockNotHeldError): boolean {
+    if (this.ended.signal.aborted) return false;
+    this.stopWatching();
+    clearTimeout(this.maxHoldTimer);
+    if (this.ownLease) this.ownLeaseRevoked = this.ownLease.end(); // its key, if still there, goes with it
+    this.ended.abort(reason);
+    return true;
+  }
+}
+
+/** What a handle asks of the service that made it. */
+export interface HoldOwner {
+  releaseHold(held: HeldLock): Promise<void>;
+  renewHold(held: HeldLock, ttl?: number): Promise<void>;
+}
+
+/** The handle of one acquisition; reentrant acquisitions get their own handle on one HeldLock. */
+export class EtcdLockHandle implements LockHandle {
+  private released = false;
+
+  constructor(
+    /** @internal */ readonly held: HeldLock,
+    private readonly owner: HoldOwner,
+  ) {}
+
+  get key(): string {
+    return this.held.key;
+  }
+
+  get token(): bigint {
+    return this.held.token;
+  }
+
+  get signal(): AbortSignal {
+    return this.held.signal;
+  }
+
+  get isHeld(): boolean {
+    return !this.released && this.held.isHeld;
+  }
+
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    await this.owner.releaseHold(this.held);
+  }
+
+  async renew(ttl?: number): Promise<void> {
+    if (this.released) throw new LockNotHeldError(this.key);
+    await this.owner.renewHold(this.held, ttl);
+  }
+
+  assertHeld(): void {
+    if (this.held.isHeld && !this.released) return;
+    throw this.held.signal.reason ?? new LockNotHeldError(this.key);
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.release();
+  }
+}
