@@ -1,6 +1,6 @@
 export * from './common/lock.errors.js';
 export type { LockHandle } from './engine/lock.handle.js';
-export { MAX_LOCK_KEY_LENGTH } from './backends/etcd/lock-key.js';
+export { MAX_LOCK_KEY_LENGTH } from './common/lock-name.js';
 export * from './nest/decorators/index.js';
 export type { EtcdLockModuleExtras } from './nest/etcd-lock.module-definition.js';
 export { EtcdLockModule } from './nest/etcd-lock.module.js';
@@ -12,3 +12,5 @@ export { LockRpcExceptionFilter } from './nest/lock-rpc-exception.filter.js';
 export { LockWsExceptionFilter } from './nest/lock-ws-exception.filter.js';
 export { LockService } from './engine/lock.service.js';
 export { withoutLocks } from './nest/with-lock.method.js';
+export type { BackendConnection, BackendSession, BackendSettings, LockBackend, LockChange, LockWatch, QueueEntry, TimedHold } from './backends/lock-backend.js';
+export { EntryGoneError, KindConflictError } from './backends/lock-backend.js';

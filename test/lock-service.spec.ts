@@ -424,7 +424,7 @@ describe('loss is never silent', () => {
 describe('the queue key, directly', () => {
   it('a retried enqueue transaction finds its own key instead of queueing twice', async () => {
     const lease = await admin.lease(5, { autoKeepAlive: false }).grant();
-    const mutex = new EtcdMutex(admin, `${PREFIX}retry/`, EXCLUSIVE, queueKey(`${PREFIX}retry/`, EXCLUSIVE, BigInt(lease).toString(16), 0), lease, ownerRecord('me'), new QueueSlots().claim('retry'));
+    const mutex = new EtcdMutex(admin, `${PREFIX}retry/`, EXCLUSIVE, queueKey(`${PREFIX}retry/`, EXCLUSIVE, BigInt(lease).toString(16), 0), lease, ownerRecord('me'), new QueueSlots().claim('retry'), async () => null);
     expect(await mutex.tryAcquire(false)).toBe(true);
     const token = mutex.revision;
     expect(await mutex.tryAcquire(false)).toBe(true); // the same request again, as after an unknown outcome
@@ -437,7 +437,7 @@ describe('the queue key, directly', () => {
   it('release deletes only the key it created: a key re-created under the same name survives', async () => {
     const lease = await admin.lease(5, { autoKeepAlive: false }).grant();
     const key = queueKey(`${PREFIX}guard/`, EXCLUSIVE, BigInt(lease).toString(16), 0);
-    const mutex = new EtcdMutex(admin, `${PREFIX}guard/`, EXCLUSIVE, key, lease, ownerRecord('me'), new QueueSlots().claim('guard'));
+    const mutex = new EtcdMutex(admin, `${PREFIX}guard/`, EXCLUSIVE, key, lease, ownerRecord('me'), new QueueSlots().claim('guard'), async () => null);
     await mutex.tryAcquire(false);
     await admin.delete().key(key);
     await admin.put(key).value('someone newer'); // a newer holder's key, same name, higher revision

@@ -47,3 +47,13 @@ export function describeKind(kind: LockKind): string {
   if (kind.mode === 'semaphore') return `a semaphore with limit ${kind.limit}`;
   return kind.mode === 'exclusive' ? 'an exclusive lock' : 'a shared lock';
 }
+
+/** How many entries at the front of a queue hold the lock, from their kinds in queue order. */
+export function holdingCount(kinds: readonly LockKind[]): number {
+  const first = kinds[0];
+  if (!first) return 0;
+  if (first.mode === 'semaphore') return Math.min(first.limit, kinds.length);
+  if (first.mode === 'exclusive') return 1;
+  const writer = kinds.findIndex(kind => kind.mode !== 'shared');
+  return writer === -1 ? kinds.length : writer; // the readers ahead of the first writer
+}

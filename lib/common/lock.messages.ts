@@ -86,8 +86,8 @@ export const ETCD_CLIENT_CERT_REFUSED = (hosts: string, cause: string) =>
 
 // What a LockService logs (see LockServiceLogger).
 
-export const LOG_STARTED = (hosts: string, prefix: string, ttl: number, leaseHex: string) =>
-  `Locks on etcd at ${hosts} under prefix "${prefix}": session lease ${leaseHex}, TTL ${ttl} s.`;
+export const LOG_STARTED = (where: string, prefix: string, ttl: number, leaseHex: string) =>
+  `Locks on ${where} under prefix "${prefix}": session lease ${leaseHex}, TTL ${ttl} s.`;
 
 export const LOG_SESSION_REPLACED = (leaseHex: string, ttl: number) =>
   `New session lease ${leaseHex} (TTL ${ttl} s) in place of the one that expired.`;

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { IOptions } from 'etcd3';
-import { hasControlCharacter } from '../backends/etcd/lock-key.js';
+import type { LockBackend } from '../backends/lock-backend.js';
+import { hasControlCharacter } from '../common/lock-name.js';
 import { EXCLUSIVE, SHARED, describeKind, type LockKind } from '../common/lock-kind.js';
 import { LockConfigurationError } from '../common/lock.errors.js';
 import { CLIENT_OPTION_OUTSIDE_ETCD, INVALID_OPTION, MODULE_EXTRA_IN_OPTIONS, UNKNOWN_OPTION } from '../common/lock.messages.js';
@@ -15,6 +16,8 @@ import type { WithLockOptions } from '../interfaces/with-lock-options.interface.
 /** Options with every default applied and every value checked. */
 export interface ResolvedLockOptions {
   readonly etcd: IOptions;
+  /** undefined: etcd, with `etcd` or the given client */
+  readonly backend: LockBackend | undefined;
   readonly prefix: string;
   readonly ttl: number;
   readonly waitTimeout: number;
@@ -43,9 +46,16 @@ export function resolveLockOptions(options: EtcdLockModuleOptions = {}): Resolve
       INVALID_OPTION('client', 'pass either an existing etcd3 client (client) or options to create one (etcd), not both'),
     );
   }
+  if (options.backend !== undefined && (options.client || options.etcd)) {
+    throw new LockConfigurationError(INVALID_OPTION('backend', 'pass a backend (backend) or etcd settings (etcd, client), not both'));
+  }
+  if (options.backend !== undefined && typeof (options.backend as Partial<LockBackend> | null)?.connect !== 'function') {
+    throw new LockConfigurationError(INVALID_OPTION('backend', 'expected a LockBackend (an object with connect(settings)), such as new MemoryBackend()'));
+  }
   refuseUnknownOptions(options);
   return {
     etcd: options.etcd ?? { hosts: '127.0.0.1:2379' },
+    backend: options.backend,
     prefix: resolvePrefix(options.prefix),
     ttl: resolveTtl(fromString(options.ttl), options.ttl),
     waitTimeout: validateDuration('waitTimeout', fromString(options.waitTimeout ?? DEFAULT_WAIT_TIMEOUT_MS), true, options.waitTimeout),
@@ -58,7 +68,7 @@ export function resolveLockOptions(options: EtcdLockModuleOptions = {}): Resolve
 
 /** Every option of the module and LockService; the type makes a new option fail to compile until it is listed here. */
 const KNOWN_OPTIONS = Object.keys({
-  etcd: true, client: true, prefix: true, ttl: true, waitTimeout: true, ownerId: true, connectTimeout: true, conflictStatus: true, watch: true, logger: true,
+  etcd: true, client: true, backend: true, prefix: true, ttl: true, waitTimeout: true, ownerId: true, connectTimeout: true, conflictStatus: true, watch: true, logger: true,
 } satisfies Record<keyof EtcdLockModuleOptions, true>);
 // options that belong elsewhere: the etcd3 client's, and forRoot()'s own (Nest takes them out of forRoot's options, not out of a factory's)
 const CLIENT_OPTIONS = ['hosts', 'auth', 'credentials', 'dialTimeout', 'grpcOptions', 'defaultCallOptions', 'faultHandling'];

@@ -6,7 +6,7 @@ import type { LockLogger } from '../interfaces/lock-logger.interface.js';
 
 /** A session as the log names it. */
 interface SessionInfo {
-  readonly leaseHex: string;
+  readonly id: string;
   readonly ttl: number;
 }
 
@@ -21,7 +21,7 @@ export class LockServiceLogger {
 
   constructor(
     private readonly logger: LockLogger | undefined,
-    private readonly hosts: string,
+    private readonly where: string,
     private readonly prefix: string,
   ) {}
 
@@ -35,18 +35,18 @@ export class LockServiceLogger {
   }
 
   sessionOpened(session: SessionInfo): void {
-    this.write('log', this.started ? LOG_SESSION_REPLACED(session.leaseHex, session.ttl) : LOG_STARTED(this.hosts, this.prefix, session.ttl, session.leaseHex));
+    this.write('log', this.started ? LOG_SESSION_REPLACED(session.id, session.ttl) : LOG_STARTED(this.where, this.prefix, session.ttl, session.id));
     this.started = true;
   }
 
   sessionExpired(session: SessionInfo, locksLost: number): void {
-    this.write('error', LOG_SESSION_EXPIRED(session.leaseHex, session.ttl, locksLost));
+    this.write('error', LOG_SESSION_EXPIRED(session.id, session.ttl, locksLost));
   }
 
   /** `revoked`: etcd confirmed the revoke of the session's lease (undefined: no session was open). */
   closed(released: number, session: SessionInfo | undefined, revoked: boolean): void {
-    if (session && !revoked) this.write('warn', LOG_CLOSED_UNCONFIRMED(session.leaseHex, session.ttl));
-    else this.write('log', LOG_CLOSED(released, session?.leaseHex));
+    if (session && !revoked) this.write('warn', LOG_CLOSED_UNCONFIRMED(session.id, session.ttl));
+    else this.write('log', LOG_CLOSED(released, session?.id));
   }
 
   private write(level: keyof LockLogger, message: string): void {

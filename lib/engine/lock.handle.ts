@@ -1,7 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import type { EtcdMutex } from '../backends/etcd/etcd-mutex.js';
-import type { EtcdSession } from '../backends/etcd/etcd-session.js';
-import type { OwnLease } from '../backends/etcd/own-lease.js';
+import type { BackendSession, QueueEntry, TimedHold } from '../backends/lock-backend.js';
 import { LockLostError, LockNotHeldError, type LockLossReason } from '../common/lock.errors.js';
 
 /**
@@ -12,7 +10,7 @@ export interface LockHandle {
   /** The lock's name, as passed to acquire. */
   readonly key: string;
   /**
-   * Fencing token: the etcd create revision of the holder's key. Strictly increasing across
+   * Fencing token (on etcd, the create revision of the holder's key). Strictly increasing across
    * holders of one lock; hand it to what you protect and reject writes with a lower token.
    */
   readonly token: bigint;
@@ -37,28 +35,28 @@ export interface LockHandle {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-/** One key held in etcd, shared by the handles of reentrant holds on it. */
+/** One queue entry held in the backend, shared by the handles of reentrant holds on it. */
 export class HeldLock {
   holds = 1;
   readonly acquiredAt = performance.now();
   stopWatching: () => void = () => undefined;
   maxHoldTimer: NodeJS.Timeout | undefined;
-  /** A hard-TTL lock's own lease; undefined: the session keeps the lock alive. */
-  ownLease: OwnLease | undefined;
-  /** Settles once the own lease, if any, is revoked after the lock ended. */
-  ownLeaseRevoked: Promise<void> = Promise.resolve();
+  /** A hard-TTL lock's own life; undefined: the session keeps the lock alive. */
+  timed: TimedHold | undefined;
+  /** Settles once the timed hold, if any, has ended after the lock ended. */
+  timedEnded: Promise<void> = Promise.resolve();
   private readonly ended = new AbortController();
 
   constructor(
     readonly key: string,
-    readonly mutex: EtcdMutex,
-    readonly session: EtcdSession,
+    readonly entry: QueueEntry,
+    readonly session: BackendSession,
     /** ms from acquiredAt before which a release is deferred */
     readonly minHold = 0,
   ) {}
 
   get token(): bigint {
-    return this.mutex.revision!;
+    return this.entry.token!;
   }
 
   get signal(): AbortSignal {
@@ -67,7 +65,7 @@ export class HeldLock {
 
   /** Checks the deadline too, so a paused process learns of the loss on its first look. */
   get isHeld(): boolean {
-    return (this.ownLease ? this.ownLease.isValid : this.session.isValid) && !this.ended.signal.aborted;
+    return (this.timed ? this.timed.isValid : this.session.isValid) && !this.ended.signal.aborted;
   }
 
   /** Ends the lock as lost; false if it had already ended. */
@@ -84,7 +82,7 @@ export class HeldLock {
     if (this.ended.signal.aborted) return false;
     this.stopWatching();
     clearTimeout(this.maxHoldTimer);
-    if (this.ownLease) this.ownLeaseRevoked = this.ownLease.end(); // its key, if still there, goes with it
+    if (this.timed) this.timedEnded = this.timed.end(); // its entry, if still there, goes with it
     this.ended.abort(reason);
     return true;
   }
@@ -97,7 +95,7 @@ export interface HoldOwner {
 }
 
 /** The handle of one acquisition; reentrant acquisitions get their own handle on one HeldLock. */
-export class EtcdLockHandle implements LockHandle {
+export class HeldLockHandle implements LockHandle {
   private released = false;
 
   constructor(

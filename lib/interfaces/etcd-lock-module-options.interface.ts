@@ -1,4 +1,5 @@
 import type { Etcd3, IOptions } from 'etcd3';
+import type { LockBackend } from '../backends/lock-backend.js';
 import type { LockLogger } from './lock-logger.interface.js';
 
 /**
@@ -12,6 +13,11 @@ export interface EtcdLockModuleOptions {
   etcd?: IOptions;
   /** An existing etcd3 client to reuse instead; it is never closed by this library. */
   client?: Etcd3;
+  /**
+   * Where locks are kept instead of etcd: `new MemoryBackend()` from `nestjs-etcd-lock/testing`
+   * for unit tests, or a backend of your own (see docs/backends.md). Not with `etcd` or `client`.
+   */
+  backend?: LockBackend;
   /**
    * Namespace of every lock key in etcd; a trailing "/" is added when missing.
    * @default 'nestjs-etcd-lock/'

@@ -1,6 +1,7 @@
 // Pure code: key validation and encoding. No etcd involved.
 import { describe, expect, it } from '@jest/globals';
-import { decodeLockKey, encodeLockKey, prefixEnd, queuePrefix, validateLockKey } from '../../lib/backends/etcd/lock-key.js';
+import { decodeLockKey, encodeLockKey, prefixEnd, queuePrefix } from '../../lib/backends/etcd/lock-key.js';
+import { validateLockKey } from '../../lib/common/lock-name.js';
 import { InvalidLockKeyError, MAX_LOCK_KEY_LENGTH } from '../../lib/index.js';
 
 describe('validateLockKey', () => {

@@ -43,6 +43,8 @@ describe('resolveLockOptions', () => {
     [{ prefix: '' }, /"prefix".*non-empty/],
     [{ prefix: 'a\nb' }, /"prefix".*control characters/],
     [{ ownerId: '' }, /"ownerId"/],
+    [{ backend: { connect: () => ({}) } as never, etcd: { hosts: 'h' } }, /"backend".*not both/],
+    [{ backend: 'memory' as never }, /"backend".*expected a LockBackend/],
     [{ connectTimeout: Infinity }, /"connectTimeout"/],
   ])('rejects %p naming the option', (options, message) => {
     expect(configError(() => resolveLockOptions(options)).message).toMatch(message);
@@ -60,7 +62,7 @@ describe('resolveLockOptions', () => {
     [{ waittimeout: 100 }, /^Unknown option "waittimeout": did you mean "waitTimeout"\?/],
     [{ conectTimeout: 100 }, /did you mean "connectTimeout"\?/],
     [{ prefx: 'app/' }, /did you mean "prefix"\?/],
-    [{ banana: 1 }, /^Unknown option "banana": the options are etcd, client, prefix, ttl, .*watch, logger\./],
+    [{ banana: 1 }, /^Unknown option "banana": the options are etcd, client, backend, prefix, ttl, .*watch, logger\./],
     [{ hosts: ['127.0.0.1:2379'] }, /^Unknown option "hosts": it is an option of the etcd3 client\. Pass it inside etcd: \{ etcd: \{ hosts/],
     [{ isGlobal: true }, /^Unknown option "isGlobal": .*forRootAsync.*beside useFactory/],
   ])('refuses the unknown option %p, saying which was meant', (options, message) => {

@@ -1,7 +1,8 @@
 import type { Etcd3, IKeyValue, IWatchResponse } from 'etcd3';
 import { endOnce } from './key-watch.js';
 import { prefixEnd } from './lock-key.js';
-import { LockTable, type LockChange } from './lock-table.js';
+import type { LockChange, LockWatch } from '../lock-backend.js';
+import { LockTable } from './lock-table.js';
 import { sleep } from '../../util/retry.js';
 
 /** Keys per range read of the initial load (and of a resync): keeps each response small. */
@@ -18,7 +19,7 @@ const PAGE = 1000;
  * a resumed stream). If etcd compacted those revisions, it reads the prefix again and reports
  * the difference.
  */
-export class ClusterWatch {
+export class ClusterWatch implements LockWatch {
   /** Resolves once the first read is done and the watch attached; rejects with the first failure (retries go on). */
   readonly ready: Promise<void>;
   private readonly table: LockTable;

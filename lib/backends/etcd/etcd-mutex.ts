@@ -7,26 +7,17 @@ import {
   type ITxnRequest,
   type ITxnResponse,
 } from 'etcd3';
-import { EXCLUSIVE, canQueueTogether, describeKind, kindOfKey, kindTag, type LockKind } from '../../common/lock-kind.js';
+import { EXCLUSIVE, canQueueTogether, kindOfKey, kindTag, type LockKind } from '../../common/lock-kind.js';
+import { EntryGoneError, KindConflictError, type QueueEntry, type TimedHold } from '../lock-backend.js';
 import { deletedSince, watchFromNow, type KeyWatch } from './key-watch.js';
-import { createdAt, newestKeys, prefixEnd } from './lock-key.js';
+import { createdAt, newestKeys, prefixEnd, rangeAt, waitingRoomKey, waitingRoomPrefix } from './lock-key.js';
 import { decodeOwner, encodeOwner, type OwnerRecord } from '../../common/owner-record.js';
 import type { QueueSlot } from './queue-slots.js';
 import { untilAnswered } from '../../util/retry.js';
-import type { WaitingRoom } from './waiting-room.js';
+import { WaitingRoom } from './waiting-room.js';
 
 /** Why a holder watch stopped; a constant, as `abort()` without a reason builds a DOMException. */
 const STOPPED = new Error('holder watch stopped');
-
-/** Thrown by {@link EtcdMutex.waitForTurn} when our queue key vanished while we waited. */
-export class QueueKeyGoneError extends Error {}
-
-/** Thrown when the key ahead of ours asks for a kind that cannot share a queue with ours (another semaphore limit). */
-export class KindConflictError extends Error {
-  constructor(readonly found: LockKind) {
-    super(`the queue holds ${describeKind(found)}`);
-  }
-}
 
 /**
  * What a waiter waits for: one key's deletion (and, behind a semaphore waiter, its put when
@@ -43,7 +34,7 @@ type Blocker = { readonly key: Buffer; readonly wakeOnPut: boolean } | 'any-rele
  * before the first request, so a transaction retried after an unknown outcome finds its own
  * key instead of queueing twice.
  */
-export class EtcdMutex {
+export class EtcdMutex implements QueueEntry {
   /** Create revision of our key once known: our place in the queue and the fencing token. */
   revision: bigint | undefined;
   /** etcd revision at which we last saw our key and the queue: a watch attached later re-reads. */
@@ -70,6 +61,7 @@ export class EtcdMutex {
   /** A release sent after every put was answered has been answered: no key of ours exists. */
   private keysGone = false;
 
+  private readonly queuePrefix: string;
   private readonly prefix: Buffer;
   private readonly writers: Buffer;
   private readonly key: Buffer;
@@ -84,10 +76,18 @@ export class EtcdMutex {
     readonly record: OwnerRecord,
     /** the session's name for our key, given back once no write of ours can land on it */
     private readonly slot: QueueSlot,
+    /** moves the held key onto a lease of its own (a hard-TTL lock) */
+    private readonly ownLease: (mutex: EtcdMutex, ttl: number) => Promise<TimedHold | null>,
   ) {
+    this.queuePrefix = queuePrefix;
     this.prefix = Buffer.from(queuePrefix);
     this.writers = Buffer.from(`${queuePrefix}${kindTag(EXCLUSIVE)}-`);
     this.key = Buffer.from(etcdKey);
+  }
+
+  /** The fencing token: our key's create revision, once known. */
+  get token(): bigint | undefined {
+    return this.revision;
   }
 
   /**
@@ -144,7 +144,7 @@ export class EtcdMutex {
    * place, the queue's releases): one release wakes one waiter. After every wake-up, one read
    * confirms our key still exists with its revision and finds what is still in the way (a
    * key ahead may leave the queue without the lock ever being released).
-   * Rejects with `signal.reason` when aborted, QueueKeyGoneError when our key vanished.
+   * Rejects with `signal.reason` when aborted, EntryGoneError when our key vanished.
    */
   async waitForTurn(signal: AbortSignal): Promise<void> {
     // the enqueue transaction already told what is in the way (a retried one did not: read)
@@ -184,8 +184,9 @@ export class EtcdMutex {
    * The first of the room watches the newest key in the way and, once it is gone, takes the
    * lock if it is free, racing only callers that are running right now.
    */
-  async waitUntilFree(signal: AbortSignal, room: WaitingRoom): Promise<void> {
-    this.room = room;
+  async waitUntilFree(signal: AbortSignal): Promise<void> {
+    const roomKey = waitingRoomKey(this.queuePrefix, BigInt(this.leaseId).toString(16), this.slot.number);
+    const room = (this.room = new WaitingRoom(this.client, waitingRoomPrefix(this.queuePrefix), roomKey, this.leaseId, this.record));
     await untilAnswered(signal, () => this.unguarded('put', () => room.enter()));
     await room.untilFirst(signal);
     for (;;) {
@@ -205,13 +206,13 @@ export class EtcdMutex {
    * Calls `onGone` once if our key is deleted while we hold the lock (by anyone: an admin,
    * etcdctl, lease expiry). Returns a function that stops watching.
    */
-  watchHolder(onGone: (forcedBy: string | undefined) => void, delayMs = 0): () => void {
+  watchHolder(onGone: (forced: boolean) => void, delayMs = 0): () => void {
     const stop = new AbortController();
     // stopped while reading: our own release may have deleted the key; the release reports a loss itself
     const gone = async (): Promise<boolean> => !stop.signal.aborted && !(await this.ownKeyRemains(stop.signal)) && !stop.signal.aborted;
     const watch = async (): Promise<void> => {
       // a holder that waited records when it got the lock, which also checks that its key is still there
-      if (this.acquiredUnrecorded && !(await this.recordAcquired(stop.signal)) && !stop.signal.aborted) return onGone(undefined);
+      if (this.acquiredUnrecorded && !(await this.recordAcquired(stop.signal)) && !stop.signal.aborted) return onGone(false);
       while (!stop.signal.aborted) {
         // with the key as it was: an operator's forceUnlock marks it before deleting it
         const watch = this.watchFor({ key: this.key, wakeOnPut: false, withPrevious: true }, stop.signal);
@@ -219,13 +220,13 @@ export class EtcdMutex {
         try {
           const attachedAt = await watch.attached;
           // etcd moved on since we last saw our key (during the delay, say): it may be gone already
-          if ((attachedAt === undefined || attachedAt > this.seenAt) && (await gone())) return onGone(undefined);
+          if ((attachedAt === undefined || attachedAt > this.seenAt) && (await gone())) return onGone(false);
           if (attachedAt !== undefined) previous = await watch.gone;
         } finally {
           watch.stop();
         }
         // a delete event, or trouble with the watch: read instead of trusting a resumed stream
-        if (await gone()) return onGone(previous && decodeOwner(previous.value).forcedBy);
+        if (await gone()) return onGone(previous !== undefined && decodeOwner(previous.value).forcedBy !== undefined);
       }
     };
     // most locks end before the delay: they never watch
@@ -234,6 +235,11 @@ export class EtcdMutex {
       clearTimeout(timer);
       stop.abort(STOPPED);
     };
+  }
+
+  /** A hard-TTL lock: our held key moves onto a lease of `ttl` s that nobody keeps alive. */
+  holdFor(ttl: number): Promise<TimedHold | null> {
+    return this.ownLease(this, ttl);
   }
 
   /**
@@ -353,7 +359,7 @@ export class EtcdMutex {
     if (!canQueueTogether(found, this.kind)) throw new KindConflictError(found);
   }
 
-  /** One read: our key (QueueKeyGoneError unless it is still there with its revision) and what is ahead of it. */
+  /** One read: our key (EntryGoneError unless it is still there with its revision) and what is ahead of it. */
   private async readPlace(): Promise<ITxnResponse> {
     const res = await this.client.kv.txn({
       compare: [],
@@ -361,7 +367,7 @@ export class EtcdMutex {
       failure: [],
     });
     const own = rangeAt(res, 0)[0];
-    if (!own || BigInt(own.create_revision) !== this.revision) throw new QueueKeyGoneError();
+    if (!own || BigInt(own.create_revision) !== this.revision) throw new EntryGoneError();
     this.seenAt = BigInt(res.header.revision);
     return res;
   }
@@ -380,7 +386,7 @@ export class EtcdMutex {
       failure: [],
     });
     this.seenAt = BigInt(res.header.revision);
-    if (!res.succeeded) throw new QueueKeyGoneError();
+    if (!res.succeeded) throw new EntryGoneError();
   }
 
   /** Writes when we got the lock into our key; false if the key is gone. */
@@ -390,7 +396,7 @@ export class EtcdMutex {
       await untilAnswered(signal, () => this.touch());
       return true;
     } catch (err) {
-      if (err instanceof QueueKeyGoneError) return false;
+      if (err instanceof EntryGoneError) return false;
       throw err;
     }
   }
@@ -412,9 +418,4 @@ export class EtcdMutex {
 function sameBlocker(a: Blocker | null, b: Blocker): boolean {
   if (a === null || a === 'any-release' || b === 'any-release') return a === b;
   return a.key.equals(b.key) && a.wakeOnPut === b.wakeOnPut;
-}
-
-/** The keys a range in a transaction's results returned. */
-export function rangeAt(res: ITxnResponse, index: number): IKeyValue[] {
-  return res.responses[index]?.response_range?.kvs ?? [];
 }

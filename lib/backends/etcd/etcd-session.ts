@@ -2,6 +2,7 @@ import { setMaxListeners } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { ClientClosedError, EtcdLeaseInvalidError, type Etcd3, type IDuplexStream, type ILeaseKeepAliveRequest, type ILeaseKeepAliveResponse } from 'etcd3';
 import { LockConfigurationError } from '../../common/lock.errors.js';
+import type { BackendSession } from '../lock-backend.js';
 import { TTL_BELOW_MINIMUM } from '../../common/lock.messages.js';
 import { QueueSlots } from './queue-slots.js';
 import { retryWithBackoff, sleep } from '../../util/retry.js';
@@ -21,11 +22,16 @@ type KeepAliveStream = IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResp
  * that deadline. At the deadline the session ends even if the stream still looks open
  * (a half-open TCP connection never reports anything).
  */
-export class EtcdSession {
+export class EtcdSession implements BackendSession {
   /** Lease id as the decimal string etcd3's proto layer uses. */
   readonly leaseId: string;
   /** Lease id in hex, as etcdctl prints it; part of every queue key of this session. */
   readonly leaseHex: string;
+  /** The session as others see it: its lease in hex. */
+  get id(): string {
+    return this.leaseHex;
+  }
+
   /** The TTL (s) etcd granted. */
   readonly ttl: number;
   /** Aborted when the session ends: expired (reason 'expired') or closed (reason 'closed'). */

@@ -1,18 +1,8 @@
 import { SortOrder, SortTarget, type Etcd3, type IKeyValue } from 'etcd3';
 import type { LockHolderInfo, LockInfo, LockOwnerInfo } from '../../interfaces/lock-info.interface.js';
-import { EXCLUSIVE, kindOfKey, type LockKind } from '../../common/lock-kind.js';
+import { EXCLUSIVE, holdingCount, kindOfKey, type LockKind } from '../../common/lock-kind.js';
 import { createdAt, encodeLockKey, parseLockPrefixKey, prefixEnd, queuePrefix, waitingRoomPrefix } from './lock-key.js';
 import { decodeOwner, encodeOwner } from '../../common/owner-record.js';
-
-/** How many keys at the front of a queue hold the lock, from their kinds in queue order. */
-export function holdingCount(kinds: readonly LockKind[]): number {
-  const first = kinds[0];
-  if (!first) return 0;
-  if (first.mode === 'semaphore') return Math.min(first.limit, kinds.length);
-  if (first.mode === 'exclusive') return 1;
-  const writer = kinds.findIndex(kind => kind.mode !== 'shared');
-  return writer === -1 ? kinds.length : writer; // the readers ahead of the first writer
-}
 
 /**
  * Reads who holds and who waits for locks, straight from etcd (any process's locks), and

@@ -1,33 +1,5 @@
-import { CompareResult, CompareTarget, SortOrder, SortTarget, type ICompare, type IRequestOp } from 'etcd3';
-import { InvalidLockKeyError } from '../../common/lock.errors.js';
+import { CompareResult, CompareTarget, SortOrder, SortTarget, type ICompare, type IKeyValue, type IRequestOp, type ITxnResponse } from 'etcd3';
 import { kindTag, type LockKind } from '../../common/lock-kind.js';
-
-/** Longest accepted lock name, in characters; etcd keys stay small and readable. */
-export const MAX_LOCK_KEY_LENGTH = 512;
-
-// C0 controls and DEL: they garble logs and etcdctl output, and are never meant.
-// eslint-disable-next-line no-control-regex -- matching control characters is the point
-const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
-
-/** True when `text` has a control character (C0 or DEL). */
-export function hasControlCharacter(text: string): boolean {
-  return CONTROL_CHARACTERS.test(text);
-}
-
-/** Checks a user-supplied lock name and returns it unchanged; throws InvalidLockKeyError. */
-export function validateLockKey(key: unknown): string {
-  if (typeof key !== 'string') {
-    throw new InvalidLockKeyError(`expected a string, got ${key === null ? 'null' : typeof key}`);
-  }
-  if (key.length === 0) throw new InvalidLockKeyError('it is empty; name what you lock, e.g. "order:42"');
-  if (key.length > MAX_LOCK_KEY_LENGTH) {
-    throw new InvalidLockKeyError(`it has ${key.length} characters, the maximum is ${MAX_LOCK_KEY_LENGTH}`);
-  }
-  if (hasControlCharacter(key)) {
-    throw new InvalidLockKeyError(`it contains a control character (in ${JSON.stringify(key)})`);
-  }
-  return key;
-}
 
 /**
  * Encodes a lock name for use as one etcd path segment. Escaping "%" first and then "/"
@@ -129,4 +101,9 @@ export function parseLockPrefixKey(prefix: string, key: string): LockPrefixKey |
  */
 export function createdAt(key: Buffer, revision: bigint): ICompare {
   return { key, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: revision.toString() };
+}
+
+/** The keys a range in a transaction's results returned. */
+export function rangeAt(res: ITxnResponse, index: number): IKeyValue[] {
+  return res.responses[index]?.response_range?.kvs ?? [];
 }

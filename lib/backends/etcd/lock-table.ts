@@ -1,27 +1,11 @@
 import type { IKeyValue } from 'etcd3';
-import { holdingCount } from './lock-inspector.js';
-import { EXCLUSIVE, kindOfKey, type LockKind } from '../../common/lock-kind.js';
-import type { LockLossReason } from '../../common/lock.errors.js';
+import type { LockChange } from '../lock-backend.js';
+import { EXCLUSIVE, holdingCount, kindOfKey, type LockKind } from '../../common/lock-kind.js';
 import { parseLockPrefixKey } from './lock-key.js';
 import { decodeOwner } from '../../common/owner-record.js';
 
-/** A change of holder seen in etcd, for any process's lock. */
-export interface LockChange {
-  /** `lost`: an operator force-unlocked it; `expired`: its lease ran out; `released`: its key was deleted alone. */
-  readonly type: 'acquired' | 'released' | 'expired' | 'lost';
-  /** The lock's name. */
-  readonly key: string;
-  readonly owner: string;
-  readonly token: bigint;
-  /** The session lease (hex) that queued the key: who it belongs to. */
-  readonly sessionLease: string;
-  /** On an end: how long it was held, since the holder took it (see QueueEntry.takenAt). */
-  readonly heldMs?: number;
-  readonly reason?: LockLossReason;
-}
-
 /** One queue key, as the table knows it. */
-interface QueueEntry {
+interface QueuedKey {
   readonly etcdKey: string;
   /** create revision */
   readonly token: bigint;
@@ -47,7 +31,7 @@ interface QueueEntry {
  * which holders came and went. Pure: the watch that feeds it lives in cluster-watch.ts.
  */
 export class LockTable {
-  private readonly queues = new Map<string, QueueEntry[]>();
+  private readonly queues = new Map<string, QueuedKey[]>();
   /** Leases (hex) whose marker key exists. */
   private readonly liveLeases = new Set<string>();
 
@@ -61,7 +45,7 @@ export class LockTable {
    * one). A holder whose key went in the same revision as its lease's marker expired.
    */
   apply(events: ReadonlyArray<{ readonly type: 'put' | 'delete'; readonly kv: IKeyValue }>): LockChange[] {
-    const before = new Map<string, QueueEntry[]>();
+    const before = new Map<string, QueuedKey[]>();
     const endedLeases = new Set<string>();
     for (const { type, kv } of events) {
       const parsed = parseLockPrefixKey(this.prefix, kv.key.toString());
@@ -94,8 +78,8 @@ export class LockTable {
    * its process closed gracefully after a release: that reads as expired). Initial load: `report` false.
    */
   reset(kvs: readonly IKeyValue[], report: boolean): LockChange[] {
-    const before = new Map<string, QueueEntry[]>([...this.queues.keys()].map(name => [name, this.holders(name)]));
-    const seen = new Map<string, QueueEntry>([...before.values()].flat().map(e => [identity(e), e]));
+    const before = new Map<string, QueuedKey[]>([...this.queues.keys()].map(name => [name, this.holders(name)]));
+    const seen = new Map<string, QueuedKey>([...before.values()].flat().map(e => [identity(e), e]));
     this.queues.clear();
     this.liveLeases.clear();
     for (const kv of [...kvs].sort((a, b) => Number(BigInt(a.create_revision) - BigInt(b.create_revision)))) {
@@ -115,13 +99,13 @@ export class LockTable {
   }
 
   /** The keys of `name` that hold it now. */
-  private holders(name: string): QueueEntry[] {
+  private holders(name: string): QueuedKey[] {
     const queue = this.queues.get(name) ?? [];
     return queue.slice(0, holdingCount(queue.map(e => e.kind)));
   }
 
   /** Holders that left, then holders that came (`live`: just now, else at a time their record tells), per lock touched. */
-  private changes(before: Map<string, QueueEntry[]>, leaseEnded: (leaseHex: string) => boolean, live = true): LockChange[] {
+  private changes(before: Map<string, QueuedKey[]>, leaseEnded: (leaseHex: string) => boolean, live = true): LockChange[] {
     const changes: LockChange[] = [];
     const now = Date.now();
     for (const [name, previous] of before) {
@@ -131,26 +115,26 @@ export class LockTable {
       for (const gone of previous.filter(e => !stillHolding.has(identity(e)))) {
         const takenAt = gone.seenTakenAt ?? (gone.recordedTakenAt || undefined);
         const heldMs = takenAt === undefined ? undefined : Math.max(0, now - takenAt);
-        const base = { key: name, owner: gone.owner, token: gone.token, sessionLease: gone.sessionLease, ...(heldMs !== undefined && { heldMs }) };
+        const base = { key: name, owner: gone.owner, token: gone.token, session: gone.sessionLease, ...(heldMs !== undefined && { heldMs }) };
         if (gone.forced) changes.push({ ...base, type: 'lost', reason: 'forced' });
         else if (leaseEnded(gone.lease)) changes.push({ ...base, type: 'expired', reason: gone.lease === gone.sessionLease ? 'session-expired' : 'ttl-expired' });
         else changes.push({ ...base, type: 'released' });
       }
       for (const came of current.filter(e => !heldBefore.has(identity(e)))) {
         if (live) came.seenTakenAt = now;
-        changes.push({ type: 'acquired', key: name, owner: came.owner, token: came.token, sessionLease: came.sessionLease });
+        changes.push({ type: 'acquired', key: name, owner: came.owner, token: came.token, session: came.sessionLease });
       }
     }
     return changes;
   }
 }
 
-function identity(entry: QueueEntry): string {
+function identity(entry: QueuedKey): string {
   return `${entry.etcdKey}@${entry.token}`;
 }
 
-function entry(kv: IKeyValue, queuePrefixLength: number, sessionLease: string): QueueEntry {
-  const fresh: QueueEntry = {
+function entry(kv: IKeyValue, queuePrefixLength: number, sessionLease: string): QueuedKey {
+  const fresh: QueuedKey = {
     etcdKey: kv.key.toString(),
     token: BigInt(kv.create_revision),
     kind: kindOfKey(kv.key, queuePrefixLength) ?? EXCLUSIVE,
@@ -164,7 +148,7 @@ function entry(kv: IKeyValue, queuePrefixLength: number, sessionLease: string): 
   return fresh;
 }
 
-function update(target: QueueEntry, kv: IKeyValue): void {
+function update(target: QueuedKey, kv: IKeyValue): void {
   const record = decodeOwner(kv.value);
   target.lease = BigInt(kv.lease).toString(16);
   target.owner = record.owner;
@@ -173,7 +157,7 @@ function update(target: QueueEntry, kv: IKeyValue): void {
 }
 
 /** Keeps a queue in create-revision order (a new key is nearly always the newest). */
-function insertByToken(queue: QueueEntry[], fresh: QueueEntry): void {
+function insertByToken(queue: QueuedKey[], fresh: QueuedKey): void {
   let at = queue.length;
   while (at > 0 && queue[at - 1].token > fresh.token) at--;
   queue.splice(at, 0, fresh);

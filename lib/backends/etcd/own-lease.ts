@@ -5,6 +5,7 @@ import type { LeaseMarker } from './etcd-session.js';
 import { grantLease } from './lease-grant.js';
 import { LockConfigurationError } from '../../common/lock.errors.js';
 import { TTL_BELOW_MINIMUM } from '../../common/lock.messages.js';
+import type { TimedHold } from '../lock-backend.js';
 
 /**
  * The lease of a hard-TTL lock (`autoRenew: false`): nobody keeps it alive, so the lock ends
@@ -12,13 +13,14 @@ import { TTL_BELOW_MINIMUM } from '../../common/lock.messages.js';
  * keeps a key's create revision, so the fencing token does not change. Like the session, it
  * knows its deadline: when the grant was SENT, plus the TTL, minus a margin.
  */
-export class OwnLease {
+export class OwnLease implements TimedHold {
   /** The TTL (s) of the current lease: what renew() asks for again by default. */
   ttl = 0;
   private timer: NodeJS.Timeout | undefined;
 
   private constructor(
     private readonly client: Etcd3,
+    private readonly mutex: EtcdMutex,
     private id: string,
     private validUntil: number,
     private readonly timeoutMs: number,
@@ -27,8 +29,8 @@ export class OwnLease {
 
   /** Moves the holder key of `mutex` onto a new lease of `ttl` s; null if the key is gone. */
   static async take(client: Etcd3, mutex: EtcdMutex, ttl: number, timeoutMs: number, marker: LeaseMarker): Promise<OwnLease | null> {
-    const lease = new OwnLease(client, '0', 0, timeoutMs, marker);
-    return (await lease.renew(mutex, ttl)) ? lease : null;
+    const lease = new OwnLease(client, mutex, '0', 0, timeoutMs, marker);
+    return (await lease.renew(ttl)) ? lease : null;
   }
 
   get isValid(): boolean {
@@ -42,14 +44,14 @@ export class OwnLease {
   }
 
   /** Puts the key on a fresh lease of `ttl` s and revokes the old one; false if the key is gone. */
-  async renew(mutex: EtcdMutex, ttl: number): Promise<boolean> {
+  async renew(ttl: number): Promise<boolean> {
     const granted = await grantLease(this.client, ttl, this.timeoutMs);
     if (granted.ttl > ttl) {
       // etcd raised a TTL below its minimum: refuse rather than hold longer than asked
       void this.revokeLease(granted.id);
       throw new LockConfigurationError(TTL_BELOW_MINIMUM(ttl, granted.ttl));
     }
-    if (!(await mutex.moveToLease(granted.id, this.marker(BigInt(granted.id).toString(16))))) {
+    if (!(await this.mutex.moveToLease(granted.id, this.marker(BigInt(granted.id).toString(16))))) {
       void this.revokeLease(granted.id);
       return false;
     }

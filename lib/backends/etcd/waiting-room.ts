@@ -1,7 +1,7 @@
 import { CompareResult, CompareTarget, type Etcd3 } from 'etcd3';
-import { QueueKeyGoneError, rangeAt } from './etcd-mutex.js';
+import { EntryGoneError } from '../lock-backend.js';
 import { deletedSince } from './key-watch.js';
-import { newestKeys } from './lock-key.js';
+import { newestKeys, rangeAt } from './lock-key.js';
 import { encodeOwner, type OwnerRecord } from '../../common/owner-record.js';
 import { untilAnswered } from '../../util/retry.js';
 
@@ -49,7 +49,7 @@ export class WaitingRoom {
     }
   }
 
-  /** Waits until no key is ahead of ours. Rejects with QueueKeyGoneError if ours vanished. */
+  /** Waits until no key is ahead of ours. Rejects with EntryGoneError if ours vanished. */
   async untilFirst(signal: AbortSignal): Promise<void> {
     let ahead = this.ahead !== undefined ? this.ahead : await this.readAhead(signal);
     while (ahead) {
@@ -64,13 +64,13 @@ export class WaitingRoom {
     await this.client.kv.deleteRange({ key: this.key });
   }
 
-  /** One read: our key (QueueKeyGoneError unless it is there) and the newest key ahead of it. */
+  /** One read: our key (EntryGoneError unless it is there) and the newest key ahead of it. */
   private async readAhead(signal: AbortSignal): Promise<Buffer | null> {
     const res = await untilAnswered(signal, () =>
       this.client.kv.txn({ compare: [], success: [{ request_range: { key: this.key } }, newestKeys(this.prefix, 1, this.revision!)], failure: [] }),
     );
     const own = rangeAt(res, 0)[0];
-    if (!own || BigInt(own.create_revision) !== this.revision) throw new QueueKeyGoneError();
+    if (!own || BigInt(own.create_revision) !== this.revision) throw new EntryGoneError();
     this.seenAt = BigInt(res.header.revision);
     return rangeAt(res, 1)[0]?.key ?? null;
   }

@@ -1,0 +1,34 @@
+import { Subject, type Observable } from 'rxjs';
+import type { LockChange } from '../backends/lock-backend.js';
+import type { LockEvent } from '../interfaces/lock-event.interface.js';
+
+/** The events$ stream of one LockService: its own locks' events, and with `watch` the others'. */
+export class LockEvents {
+  readonly events$: Observable<LockEvent>;
+  private readonly subject = new Subject<LockEvent>();
+
+  constructor(
+    private readonly ownerId: string,
+    /** ids of this service's sessions: the watch reports only the others' locks */
+    private readonly ownSessions: ReadonlySet<string>,
+  ) {
+    this.events$ = this.subject.asObservable();
+  }
+
+  /** An event of a lock of this service. */
+  emit(event: Omit<LockEvent, 'owner' | 'origin' | 'at'>): void {
+    this.subject.next({ ...event, owner: this.ownerId, origin: 'local', at: new Date() });
+  }
+
+  /** The watch's changes to other processes' locks, as remote events. */
+  remote(changes: LockChange[]): void {
+    for (const { session, ...change } of changes) {
+      if (this.ownSessions.has(session)) continue; // ours: reported as local events
+      this.subject.next({ ...change, origin: 'remote', at: new Date() });
+    }
+  }
+
+  complete(): void {
+    this.subject.complete();
+  }
+}
