@@ -5,6 +5,10 @@
 //   it assumes of your app declared). Each is written to its own module and type-checked with tsc
 //   in two apps that use a Nest app's compiler options: an ES module app and a CommonJS app. In the
 //   CommonJS app a block with top-level await is a `.mts` file, as a script of such an app must be.
+//   A block whose first line names its file (`// payments.service.ts`) is written under that
+//   name, so that another block can import it.
+// - Every block named `*.spec.ts` is a Jest test a user would write: compiled in the ES module
+//   app, it runs with Jest against the packed package.
 // - Every ```mjs block is a script that runs: each is run with node against a real etcd
 //   (ETCD_HOSTS), must exit 0 and leave etcd clean.
 // A snippet that stops compiling or running fails `npm test`.
@@ -25,6 +29,7 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 // nestjs-etcd-lock itself resolves first from WORK/node_modules, where the packed package is
 const WORK = `${ROOT}.snippets/`;
 const TSC = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+const JEST = `${ROOT}node_modules/jest/bin/jest.js`; // jest's resolver does not see past the package's exports
 const PAGES = ['README.md', ...readdirSync(`${ROOT}docs`).filter(name => name.endsWith('.md')).map(name => `docs/${name}`)];
 
 interface Block {
@@ -41,7 +46,8 @@ function blocks(lang: 'ts' | 'mjs'): Block[] {
     const text = readFileSync(`${ROOT}${page}`, 'utf8');
     return [...text.matchAll(new RegExp(`^\`\`\`${lang}\\n([\\s\\S]*?)^\`\`\`$`, 'gm'))].map(match => {
       const line = text.slice(0, match.index).split('\n').length;
-      return { page, line, code: match[1], name: `${page.replace(/[/.]/g, '_')}-line-${line}` };
+      const named = /^\/\/ ([\w.-]+)\.ts\n/.exec(match[1])?.[1];
+      return { page, line, code: match[1], name: named ?? `${page.replace(/[/.]/g, '_')}-line-${line}` };
     });
   });
 }
@@ -58,13 +64,13 @@ const APP_TSCONFIG = {
     esModuleInterop: true,
     skipLibCheck: true,
     types: ['node'],
-    noEmit: true,
+    outDir: 'out',
   },
   include: ['*.ts', '*.mts'],
 };
 
-/** Writes an app of the given module type holding every ts block; resolves with tsc's errors ('' if none). */
-async function typecheckApp(type: 'module' | 'commonjs'): Promise<string> {
+/** Writes an app of the given module type holding every ts block, compiled into its out/; resolves with tsc's errors ('' if none). */
+async function compileApp(type: 'module' | 'commonjs'): Promise<string> {
   const dir = `${WORK}${type}-app/`;
   mkdirSync(dir);
   writeFileSync(`${dir}package.json`, JSON.stringify({ name: `docs-${type}-app`, private: true, type }));
@@ -101,11 +107,30 @@ describe('documentation snippets, against the packed package', () => {
   });
 
   it('each ts block compiles in an ES module app', async () => {
-    expect(await typecheckApp('module')).toBe('');
+    expect(await compileApp('module')).toBe('');
   }, 120_000);
 
   it('each ts block compiles in a CommonJS app', async () => {
-    expect(await typecheckApp('commonjs')).toBe('');
+    expect(await compileApp('commonjs')).toBe('');
+  }, 120_000);
+
+  it('each *.spec.ts block runs with Jest in the ES module app, and passes', async () => {
+    const specs = blocks('ts').filter(block => block.name.endsWith('.spec'));
+    expect(specs.length).toBeGreaterThanOrEqual(1);
+    const out = `${WORK}module-app/out`;
+    const config = { rootDir: out, testEnvironment: 'node', transform: {}, testMatch: ['<rootDir>/*.spec.js'] };
+    const result = await run(process.execPath, [JEST, '--config', JSON.stringify(config), '--ci', '--colors=false'], {
+      cwd: `${WORK}module-app`,
+      env: { ...process.env, NODE_OPTIONS: '--experimental-vm-modules --disable-warning=ExperimentalWarning', ETCD_ENDPOINTS: '' },
+      timeout: 60_000,
+    }).then(
+      ({ stderr }) => ({ ok: true, output: stderr }),
+      (err: { stdout?: string; stderr?: string }) => ({ ok: false, output: `${err.stdout ?? ''}${err.stderr ?? ''}` }),
+    );
+    expect(result).toMatchObject({ ok: true });
+    const tests = specs.reduce((count, spec) => count + (spec.code.match(/^\s*it\(/gm) ?? []).length, 0);
+    expect(result.output).toMatch(new RegExp(`Tests: +${tests} passed, ${tests} total`)); // every test ran, none skipped
+    for (const spec of specs) expect(result.output).toContain(`${spec.name}.js`);
   }, 120_000);
 
   it('each mjs block runs with node against a real etcd and leaves it clean', async () => {
