@@ -1,30 +1,15 @@
-import {
-  CompareResult,
-  CompareTarget,
-  type Etcd3,
-  type IKeyValue,
-  type IRequestOp,
-  type ITxnRequest,
-  type ITxnResponse,
-} from 'etcd3';
-import { EXCLUSIVE, canQueueTogether, kindOfKey, kindTag, type LockKind } from '../../common/lock-kind.js';
-import { EntryGoneError, KindConflictError, type QueueEntry, type TimedHold } from '../lock-backend.js';
+import { CompareResult, CompareTarget, type Etcd3, type ITxnRequest, type ITxnResponse } from 'etcd3';
+import type { LockKind } from '../../common/lock-kind.js';
+import { EntryGoneError, type QueueEntry, type TimedHold } from '../lock-backend.js';
 import { deletedSince, watchFromNow, type KeyWatch } from './key-watch.js';
 import { createdAt, newestKeys, prefixEnd, rangeAt, waitingRoomKey, waitingRoomPrefix } from './lock-key.js';
-import { decodeOwner, encodeOwner, type OwnerRecord } from '../../common/owner-record.js';
+import { encodeOwner, type OwnerRecord } from '../../common/owner-record.js';
+import { watchHeldKey } from './holder-watch.js';
+import { QueuePlace, sameBlocker, type Blocker } from './queue-place.js';
 import type { QueueSlot } from './queue-slots.js';
+import { UnguardedWrites } from './unguarded-writes.js';
 import { untilAnswered } from '../../util/retry.js';
 import { WaitingRoom } from './waiting-room.js';
-
-/** Why a holder watch stopped; a constant, as `abort()` without a reason builds a DOMException. */
-const STOPPED = new Error('holder watch stopped');
-
-/**
- * What a waiter waits for: one key's deletion (and, behind a semaphore waiter, its put when
- * that waiter gets a place), or any release in the queue (the first semaphore waiter
- * without a place: any of the holders leaving frees one for it).
- */
-type Blocker = { readonly key: Buffer; readonly wakeOnPut: boolean } | 'any-release';
 
 /**
  * One attempt at one lock: a queue key `<queue prefix><kind tag>-<lease hex>-<slot>` under
@@ -47,28 +32,16 @@ export class EtcdMutex implements QueueEntry {
   private acquiredUnrecorded = false;
   /** An unfair waiter's place in the waiting room, until it holds the lock or gives up. */
   private room: WaitingRoom | undefined;
-  /**
-   * The writes of this attempt that do not check the key's create revision (see QueueSlots):
-   * puts-if-absent (the enqueue, the waiting-room entry) and deletes by name (the room exit,
-   * the delete of a key whose revision is unknown). Such a write landing late on a reused
-   * name would hit another attempt's key, so the name is given back only once our keys are
-   * known gone and none of these is in flight or of unknown outcome.
-   */
-  private putsInFlight = 0;
-  private putsSent = 0;
-  private deletesInFlight = 0;
-  private outcomeUnknown = false;
-  /** A release sent after every put was answered has been answered: no key of ours exists. */
-  private keysGone = false;
+  /** Our writes that do not check the key's create revision: they decide when the slot is given back. */
+  private readonly unguarded: UnguardedWrites;
+  /** The reads of what is ahead of our key, and what in them is in our way. */
+  private readonly place: QueuePlace;
 
-  private readonly queuePrefix: string;
-  private readonly prefix: Buffer;
-  private readonly writers: Buffer;
   private readonly key: Buffer;
 
   constructor(
     private readonly client: Etcd3,
-    queuePrefix: string,
+    private readonly queuePrefix: string,
     readonly kind: LockKind,
     readonly etcdKey: string,
     private readonly leaseId: string,
@@ -79,10 +52,9 @@ export class EtcdMutex implements QueueEntry {
     /** moves the held key onto a lease of its own (a hard-TTL lock) */
     private readonly ownLease: (mutex: EtcdMutex, ttl: number) => Promise<TimedHold | null>,
   ) {
-    this.queuePrefix = queuePrefix;
-    this.prefix = Buffer.from(queuePrefix);
-    this.writers = Buffer.from(`${queuePrefix}${kindTag(EXCLUSIVE)}-`);
     this.key = Buffer.from(etcdKey);
+    this.unguarded = new UnguardedWrites(slot);
+    this.place = new QueuePlace(queuePrefix, kind);
   }
 
   /** The fencing token: our key's create revision, once known. */
@@ -99,8 +71,8 @@ export class EtcdMutex implements QueueEntry {
   async tryAcquire(onlyIfFree: boolean): Promise<boolean> {
     // a semaphore's free places cannot be counted in a compare: a try queues, and the caller removes a key without a place
     const ifFree = onlyIfFree && this.kind.mode !== 'semaphore';
-    const inTheWay = this.kind.mode === 'shared' ? this.writers : this.prefix;
-    const res = await this.unguarded('put', () => this.client.kv.txn({
+    const inTheWay = this.kind.mode === 'shared' ? this.place.writers : this.place.prefix;
+    const res = await this.unguarded.send('put', () => this.client.kv.txn({
       compare: [
         ifFree
           ? // nothing in the way holds or waits
@@ -112,7 +84,7 @@ export class EtcdMutex implements QueueEntry {
         // put self in the queue, on the session's lease: it goes when the session goes
         { request_put: { key: this.key, value: encodeOwner(this.record), lease: this.leaseId } },
         // what is ahead of us: ours is the newest key, so these are the keys before it
-        ...this.placeReads(undefined),
+        ...this.place.reads(undefined),
       ],
       failure: [
         // our key from an earlier try of this same transaction, if it went through
@@ -124,18 +96,18 @@ export class EtcdMutex implements QueueEntry {
     this.seenAt = BigInt(res.header.revision);
     if (res.succeeded) {
       this.revision = this.seenAt;
-      this.blocker = this.blockerFrom(res, 1, true);
+      this.blocker = this.place.blockerFrom(res, 1, true);
       return this.blocker === null;
     }
     const own = rangeAt(res, 0)[0];
     if (own) {
       // an earlier try went through: read our place
       this.revision = BigInt(own.create_revision);
-      this.blocker = this.blockerFrom(await this.readPlace(), 1, false);
+      this.blocker = this.place.blockerFrom(await this.readPlace(), 1, false);
       return this.blocker === null;
     }
     this.busyKey = rangeAt(res, 1)[0]?.key;
-    if (this.busyKey) this.checkKind(this.busyKey);
+    if (this.busyKey) this.place.checkKind(this.busyKey);
     return false; // busy, and nothing was written
   }
 
@@ -187,7 +159,7 @@ export class EtcdMutex implements QueueEntry {
   async waitUntilFree(signal: AbortSignal): Promise<void> {
     const roomKey = waitingRoomKey(this.queuePrefix, BigInt(this.leaseId).toString(16), this.slot.number);
     const room = (this.room = new WaitingRoom(this.client, waitingRoomPrefix(this.queuePrefix), roomKey, this.leaseId, this.record));
-    await untilAnswered(signal, () => this.unguarded('put', () => room.enter()));
+    await untilAnswered(signal, () => this.unguarded.send('put', () => room.enter()));
     await room.untilFirst(signal);
     for (;;) {
       if (this.revision !== undefined) {
@@ -198,43 +170,24 @@ export class EtcdMutex implements QueueEntry {
       if (await untilAnswered(signal, () => this.tryAcquire(true))) break;
     }
     // the next in the room wakes and waits on us
-    await untilAnswered(signal, () => this.unguarded('delete', () => room.leave()));
+    await untilAnswered(signal, () => this.unguarded.send('delete', () => room.leave()));
     this.room = undefined;
   }
 
-  /**
-   * Calls `onGone` once if our key is deleted while we hold the lock (by anyone: an admin,
-   * etcdctl, lease expiry). Returns a function that stops watching.
-   */
+  /** Calls `onGone` once if anyone deletes our key while we hold the lock: see {@link watchHeldKey}. */
   watchHolder(onGone: (forced: boolean) => void, delayMs = 0): () => void {
-    const stop = new AbortController();
-    // stopped while reading: our own release may have deleted the key; the release reports a loss itself
-    const gone = async (): Promise<boolean> => !stop.signal.aborted && !(await this.ownKeyRemains(stop.signal)) && !stop.signal.aborted;
-    const watch = async (): Promise<void> => {
-      // a holder that waited records when it got the lock, which also checks that its key is still there
-      if (this.acquiredUnrecorded && !(await this.recordAcquired(stop.signal)) && !stop.signal.aborted) return onGone(false);
-      while (!stop.signal.aborted) {
+    return watchHeldKey(
+      {
+        seenAt: () => this.seenAt,
+        acquiredUnrecorded: () => this.acquiredUnrecorded,
+        recordAcquired: signal => this.recordAcquired(signal),
         // with the key as it was: an operator's forceUnlock marks it before deleting it
-        const watch = this.watchFor({ key: this.key, wakeOnPut: false, withPrevious: true }, stop.signal);
-        let previous: IKeyValue | undefined;
-        try {
-          const attachedAt = await watch.attached;
-          // etcd moved on since we last saw our key (during the delay, say): it may be gone already
-          if ((attachedAt === undefined || attachedAt > this.seenAt) && (await gone())) return onGone(false);
-          if (attachedAt !== undefined) previous = await watch.gone;
-        } finally {
-          watch.stop();
-        }
-        // a delete event, or trouble with the watch: read instead of trusting a resumed stream
-        if (await gone()) return onGone(previous !== undefined && decodeOwner(previous.value).forcedBy !== undefined);
-      }
-    };
-    // most locks end before the delay: they never watch
-    const timer = setTimeout(() => void watch().catch(() => undefined /* stopped */), delayMs).unref();
-    return () => {
-      clearTimeout(timer);
-      stop.abort(STOPPED);
-    };
+        watchDeletion: signal => this.watchFor({ key: this.key, wakeOnPut: false, withPrevious: true }, signal),
+        ownKeyRemains: signal => this.ownKeyRemains(signal),
+      },
+      onGone,
+      delayMs,
+    );
   }
 
   /** A hard-TTL lock: our held key moves onto a lease of `ttl` s that nobody keeps alive. */
@@ -268,51 +221,24 @@ export class EtcdMutex implements QueueEntry {
    */
   async release(): Promise<boolean> {
     // deletes sent after every put was answered leave no key of ours behind once answered
-    const afterEveryPut = this.putsInFlight === 0;
-    const putsBefore = this.putsSent;
+    const start = this.unguarded.releaseBegins();
     if (this.room) {
       const room = this.room;
-      await this.unguarded('delete', () => room.leave()); // an unfair waiter giving up
-      if (afterEveryPut) this.room = undefined; // else an entry still in flight may land: leave again next time
+      await this.unguarded.send('delete', () => room.leave()); // an unfair waiter giving up
+      if (start.afterEveryPut) this.room = undefined; // else an entry still in flight may land: leave again next time
     }
     const wasThere =
       this.revision === undefined
         ? // remove our attempt's key, if the enqueue went through
-          Number((await this.unguarded('delete', () => this.client.kv.deleteRange({ key: this.key }))).deleted) > 0
+          Number((await this.unguarded.send('delete', () => this.client.kv.deleteRange({ key: this.key }))).deleted) > 0
         : (await this.client.kv.txn(this.guardedDelete())).succeeded;
-    if (afterEveryPut && this.putsSent === putsBefore) this.keysGone = true;
-    this.freeSlotIfDone();
+    this.unguarded.releaseAnswered(start);
     return wasThere;
   }
 
   /** A try that wrote nothing (the lock was busy): no key of ours exists, the name can serve again. */
   wroteNothing(): void {
-    if (this.putsInFlight === 0) this.keysGone = true;
-    this.freeSlotIfDone();
-  }
-
-  /** Gives the key's name back to the session once our keys are gone and no unguarded write can still land. */
-  private freeSlotIfDone(): void {
-    if (this.keysGone && this.putsInFlight === 0 && this.deletesInFlight === 0 && !this.outcomeUnknown) this.slot.free();
-  }
-
-  /** Sends a write that does not check our key's create revision, counted until answered (see putsInFlight). */
-  private async unguarded<T>(kind: 'put' | 'delete', request: () => Promise<T>): Promise<T> {
-    if (kind === 'put') {
-      this.putsInFlight++;
-      this.putsSent++;
-      this.keysGone = false;
-    } else this.deletesInFlight++;
-    try {
-      return await request();
-    } catch (err) {
-      this.outcomeUnknown = true; // it may still land: the name is never reused
-      throw err;
-    } finally {
-      if (kind === 'put') this.putsInFlight--;
-      else this.deletesInFlight--;
-      this.freeSlotIfDone(); // the last write to settle gives the name back
-    }
+    this.unguarded.wroteNothing();
   }
 
   /** The delete of {@link release} for a holder: only the key we created, never a successor's. */
@@ -320,50 +246,11 @@ export class EtcdMutex implements QueueEntry {
     return { compare: [createdAt(this.key, this.revision!)], success: [{ request_delete_range: { key: this.key } }], failure: [] };
   }
 
-  /**
-   * Reads of what is ahead of our key, for the enqueue transaction (`before` undefined: ours
-   * is the newest key, and the first range returns it too) or a later read (keys created
-   * before `before`): the newest keys of any kind (as many as a semaphore needs to count
-   * its place, capped), and for a shared key the newest exclusive one.
-   */
-  private placeReads(before: bigint | undefined): IRequestOp[] {
-    // the enqueue's reads also return our own key, the newest
-    const newest = (key: Buffer, limit: number) => newestKeys(key, limit + (before === undefined ? 1 : 0), before);
-    // count_only would ignore max_create_revision: count up to limit + 1 keys instead
-    const reads = [newest(this.prefix, this.kind.mode === 'semaphore' ? this.kind.limit + 1 : 1)];
-    if (this.kind.mode === 'shared') reads.push(newest(this.writers, 1));
-    return reads;
-  }
-
-  /** What is in the way of our key, from the results of {@link placeReads} starting at `index`. */
-  private blockerFrom(res: ITxnResponse, index: number, includesOurs: boolean): Blocker | null {
-    const ahead = rangeAt(res, index).slice(includesOurs ? 1 : 0); // newest first
-    if (ahead[0]) this.checkKind(ahead[0].key);
-    switch (this.kind.mode) {
-      case 'exclusive':
-        return ahead[0] ? { key: ahead[0].key, wakeOnPut: false } : null;
-      case 'shared': {
-        const writer = rangeAt(res, index + 1)[0]; // ours is not among the exclusive keys
-        return writer ? { key: writer.key, wakeOnPut: false } : null;
-      }
-      case 'semaphore':
-        if (ahead.length < this.kind.limit) return null;
-        // first without a place: any holder's release frees one; further back: wait for the key ahead to move up
-        return ahead.length === this.kind.limit ? 'any-release' : { key: ahead[0].key, wakeOnPut: true };
-    }
-  }
-
-  /** Throws KindConflictError when the key ahead asks for a kind that cannot queue with ours. */
-  private checkKind(key: Buffer): void {
-    const found = kindOfKey(key, this.prefix.length) ?? EXCLUSIVE;
-    if (!canQueueTogether(found, this.kind)) throw new KindConflictError(found);
-  }
-
   /** One read: our key (EntryGoneError unless it is still there with its revision) and what is ahead of it. */
   private async readPlace(): Promise<ITxnResponse> {
     const res = await this.client.kv.txn({
       compare: [],
-      success: [{ request_range: { key: this.key } }, ...this.placeReads(this.revision)],
+      success: [{ request_range: { key: this.key } }, ...this.place.reads(this.revision)],
       failure: [],
     });
     const own = rangeAt(res, 0)[0];
@@ -374,7 +261,7 @@ export class EtcdMutex implements QueueEntry {
 
   /** {@link readPlace} retried while etcd is unreachable; what is in the way now. */
   private async readBlocker(signal: AbortSignal): Promise<Blocker | null> {
-    return this.blockerFrom(await untilAnswered(signal, () => this.readPlace()), 1, false);
+    return this.place.blockerFrom(await untilAnswered(signal, () => this.readPlace()), 1, false);
   }
 
   /** A put of our key with its record (guarded by its revision): the change the semaphore waiter behind us watches for. */
@@ -411,11 +298,6 @@ export class EtcdMutex implements QueueEntry {
 
   /** A watch FROM NOW for what `blocker` names (see {@link watchFromNow}). */
   private watchFor(blocker: Blocker | { key: Buffer; wakeOnPut: boolean; withPrevious: boolean }, signal: AbortSignal): KeyWatch {
-    return watchFromNow(this.client, blocker === 'any-release' ? { prefix: this.prefix } : blocker, signal);
+    return watchFromNow(this.client, blocker === 'any-release' ? { prefix: this.place.prefix } : blocker, signal);
   }
-}
-
-function sameBlocker(a: Blocker | null, b: Blocker): boolean {
-  if (a === null || a === 'any-release' || b === 'any-release') return a === b;
-  return a.key.equals(b.key) && a.wakeOnPut === b.wakeOnPut;
 }

@@ -12,7 +12,7 @@ export interface QueueSlot {
  * scans them all (measured: 50,000 past acquisitions made a cycle 5 x slower).
  *
  * Reuse is safe because a release is guarded by the key's create revision: a late release
- * never deletes a newer key of the same name. The attempt gives its slot back (EtcdMutex)
+ * never deletes a newer key of the same name. The attempt gives its slot back (UnguardedWrites)
  * once no write of it can still land on the name: every put-if-absent it sent was answered
  * and the delete of its key was answered, whether it held the lock, timed out or was
  * aborted. An attempt with a put whose outcome is unknown (etcd did not answer) keeps its
