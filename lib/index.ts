@@ -12,5 +12,5 @@ export { LockRpcExceptionFilter } from './nest/lock-rpc-exception.filter.js';
 export { LockWsExceptionFilter } from './nest/lock-ws-exception.filter.js';
 export { LockService } from './engine/lock.service.js';
 export { withoutLocks } from './nest/with-lock.method.js';
-export type { BackendConnection, BackendSession, BackendSettings, LockBackend, LockChange, LockWatch, QueueEntry, TimedHold } from './backends/lock-backend.js';
-export { EntryGoneError, KindConflictError } from './backends/lock-backend.js';
+export type { BackendConnection, BackendSession, BackendSettings, LockBackend, LockChange, LockWatch, QueueEntry, TimedHold } from './interfaces/lock-backend.interface.js';
+export { EntryGoneError, KindConflictError } from './common/backend.errors.js';

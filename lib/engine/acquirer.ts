@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
-import { KindConflictError, EntryGoneError, type BackendConnection, type BackendSession } from '../backends/lock-backend.js';
+import type { BackendConnection, BackendSession } from '../interfaces/lock-backend.interface.js';
+import { KindConflictError, EntryGoneError } from '../common/backend.errors.js';
 import { canQueueTogether, covers, describeKind, type LockKind } from '../common/lock-kind.js';
 import { LockAbortedError, LockAlreadyHeldError, LockConfigurationError, LockLostError, LockNotHeldError, LockServiceClosedError, LockTimeoutError } from '../common/lock.errors.js';
 import { LOCK_KIND_CONFLICT } from '../common/lock.messages.js';

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import type { BackendConnection, BackendSession, QueueEntry } from '../backends/lock-backend.js';
+import type { BackendConnection, BackendSession, QueueEntry } from '../interfaces/lock-backend.interface.js';
 import { LockLostError, type LockLossReason } from '../common/lock.errors.js';
 import { retryWithBackoff } from '../util/retry.js';
 import { resolveOwnLeaseTtl } from './lock-options.js';

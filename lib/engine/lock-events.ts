@@ -1,5 +1,5 @@
 import { Subject, type Observable } from 'rxjs';
-import type { LockChange } from '../backends/lock-backend.js';
+import type { LockChange } from '../interfaces/lock-backend.interface.js';
 import type { LockEvent } from '../interfaces/lock-event.interface.js';
 
 /** The events$ stream of one LockService: its own locks' events, and with `watch` the others'. */

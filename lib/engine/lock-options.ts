@@ -1,17 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { IOptions } from 'etcd3';
-import type { LockBackend } from '../backends/lock-backend.js';
+import type { LockBackend } from '../interfaces/lock-backend.interface.js';
 import { hasControlCharacter } from '../common/lock-name.js';
 import { EXCLUSIVE, SHARED, describeKind, type LockKind } from '../common/lock-kind.js';
 import { LockConfigurationError } from '../common/lock.errors.js';
 import { CLIENT_OPTION_OUTSIDE_ETCD, INVALID_OPTION, MODULE_EXTRA_IN_OPTIONS, UNKNOWN_OPTION } from '../common/lock.messages.js';
 import { closestName } from '../util/closest-name.js';
-import { BAD_WITH_LOCK_OPTION } from '../nest/etcd-lock.messages.js';
 import type { EtcdLockModuleOptions } from '../interfaces/etcd-lock-module-options.interface.js';
 import type { LockLogger } from '../interfaces/lock-logger.interface.js';
 import type { RetryOptions } from '../interfaces/acquire-options.interface.js';
-import type { WithLockOptions } from '../interfaces/with-lock-options.interface.js';
 
 /** Options with every default applied and every value checked. */
 export interface ResolvedLockOptions {
@@ -33,8 +31,6 @@ export const DEFAULT_PREFIX = 'nestjs-etcd-lock/';
 export const DEFAULT_TTL_SECONDS = 10;
 export const DEFAULT_WAIT_TIMEOUT_MS = 30_000;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
-/** HTTP 409 Conflict: the status of a lock not acquired when the module sets no `conflictStatus`. */
-export const DEFAULT_CONFLICT_STATUS = 409;
 
 /** Applies defaults and rejects values that cannot work, naming the option and the fix. */
 export function resolveLockOptions(options: EtcdLockModuleOptions = {}): ResolvedLockOptions {
@@ -88,12 +84,12 @@ function refuseUnknownOptions(options: object): void {
  * A whole number written as a string, as ConfigService and the environment give it ('10'),
  * as that number; anything else unchanged, for the check to refuse.
  */
-function fromString(value: unknown): unknown {
+export function fromString(value: unknown): unknown {
   return typeof value === 'string' && /^-?\d+$/.test(value) ? Number(value) : value;
 }
 
 /** A value as a message shows it: a string quoted, so that '10' and 10 read differently. */
-function shown(value: unknown): string {
+export function shown(value: unknown): string {
   return typeof value === 'string' ? JSON.stringify(value) : String(value);
 }
 
@@ -221,50 +217,4 @@ export function resolveLockKind(options: { mode?: unknown; limit?: unknown; fair
     throw new LockConfigurationError(INVALID_OPTION('fair', `fair: false is for exclusive locks only, not ${describeKind(kind)}`));
   }
   return { kind, fair };
-}
-
-const CONTENTION_MODES = ['wait', 'fail', 'skip'];
-
-/** Checks @WithLock options at bootstrap, naming the method; returns them unchanged. */
-export function validateWithLockOptions(options: WithLockOptions, where: string): WithLockOptions {
-  const fail = (option: string, why: string) => new LockConfigurationError(BAD_WITH_LOCK_OPTION(where, option, why));
-  if (options.onContention !== undefined && !CONTENTION_MODES.includes(options.onContention)) {
-    throw fail('onContention', `must be one of ${CONTENTION_MODES.join(', ')}, got ${JSON.stringify(options.onContention)}`);
-  }
-  if (options.reentrant !== undefined && typeof options.reentrant !== 'boolean') throw fail('reentrant', 'must be a boolean');
-  if (options.lock !== undefined && (typeof options.lock !== 'string' || options.lock === '')) throw fail('lock', 'must name an EtcdLockModule instance');
-  try {
-    resolveRetry(options.retry);
-  } catch (err) {
-    throw fail('retry', (err as Error).message);
-  }
-  try {
-    resolveLockKind(options);
-  } catch (err) {
-    throw fail(/"(\w+)"/.exec((err as Error).message)![1], (err as Error).message);
-  }
-  try {
-    resolveOwnLeaseTtl(options, 1);
-  } catch (err) {
-    throw fail(options.autoRenew !== undefined && typeof options.autoRenew !== 'boolean' ? 'autoRenew' : 'ttl', (err as Error).message);
-  }
-  for (const [option, allowInfinity] of [['waitTimeout', true], ['maxHold', true], ['minHold', false]] as const) {
-    const value = options[option];
-    if (value === undefined) continue;
-    try {
-      validateDuration(option, value, allowInfinity);
-    } catch {
-      throw fail(option, `must be milliseconds >= 0${allowInfinity ? ' or Infinity' : ''}, got ${String(value)}`);
-    }
-  }
-  return options;
-}
-
-/** Checks the HTTP status answered when a lock is not acquired (409 by default; '423' from the environment is 423). */
-export function resolveConflictStatus(given: unknown = DEFAULT_CONFLICT_STATUS): number {
-  const status = fromString(given);
-  if (typeof status !== 'number' || !Number.isInteger(status) || status < 400 || status > 599) {
-    throw new LockConfigurationError(INVALID_OPTION('conflictStatus', `expected an HTTP error status such as 409 or 423, got ${shown(given)}`));
-  }
-  return status;
 }

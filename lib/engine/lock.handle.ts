@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import type { BackendSession, QueueEntry, TimedHold } from '../backends/lock-backend.js';
+import type { BackendSession, QueueEntry, TimedHold } from '../interfaces/lock-backend.interface.js';
 import { LockLostError, LockNotHeldError, type LockLossReason } from '../common/lock.errors.js';
 
 /**

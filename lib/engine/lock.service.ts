@@ -1,7 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import type { Observable } from 'rxjs';
 import { EtcdBackend } from '../backends/etcd/index.js';
-import type { BackendConnection, LockWatch } from '../backends/lock-backend.js';
+import type { BackendConnection, LockWatch } from '../interfaces/lock-backend.interface.js';
 import { LockAbortedError, LockConfigurationError, LockLostError, LockServiceClosedError } from '../common/lock.errors.js';
 import { INVALID_OPTION, OPTION_SETTINGS, type ConnectionSettings } from '../common/lock.messages.js';
 import type { AcquireOptions, TryAcquireOptions } from '../interfaces/acquire-options.interface.js';

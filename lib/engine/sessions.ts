@@ -1,4 +1,4 @@
-import type { BackendConnection, BackendSession } from '../backends/lock-backend.js';
+import type { BackendConnection, BackendSession } from '../interfaces/lock-backend.interface.js';
 import type { LockServiceLogger } from './lock-service.logger.js';
 
 /** The service's live session: opened on first use, replaced after it expires. */

@@ -1,5 +1,5 @@
 import type { Etcd3, IOptions } from 'etcd3';
-import type { LockBackend } from '../backends/lock-backend.js';
+import type { LockBackend } from './lock-backend.interface.js';
 import type { LockLogger } from './lock-logger.interface.js';
 
 /**

@@ -2,7 +2,7 @@ import { Logger, Module, type DynamicModule } from '@nestjs/common';
 import { DEFAULT_LOCK_INSTANCE, LOG_CONTEXT } from './etcd-lock.constants.js';
 import { EtcdLockCoreModule } from './etcd-lock-core.module.js';
 import { ASYNC_OPTIONS_TYPE, ConfigurableModuleClass, MODULE_OPTIONS_TOKEN, OPTIONS_TYPE } from './etcd-lock.module-definition.js';
-import { resolveConflictStatus } from '../engine/lock-options.js';
+import { resolveConflictStatus } from './with-lock.options.js';
 import { getLockServiceToken } from './decorators/inject-lock-service.decorator.js';
 import type { EtcdLockModuleOptions } from '../interfaces/etcd-lock-module-options.interface.js';
 import type { LockLogger } from '../interfaces/lock-logger.interface.js';

@@ -1,7 +1,7 @@
 import { Catch, Inject, Optional, type ArgumentsHost } from '@nestjs/common';
 import { BaseExceptionFilter } from '@nestjs/core';
 import { LockError } from '../common/lock.errors.js';
-import { DEFAULT_CONFLICT_STATUS } from '../engine/lock-options.js';
+import { DEFAULT_CONFLICT_STATUS } from './with-lock.options.js';
 import { responseHeaderSetter, toHttpException } from './lock-http.exception.js';
 import { LockServiceRegistry } from './lock-service.registry.js';
 

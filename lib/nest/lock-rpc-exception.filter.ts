@@ -1,7 +1,7 @@
 import { Catch, Inject, Logger, Optional, type ArgumentsHost, type RpcExceptionFilter } from '@nestjs/common';
 import { throwError, type Observable } from 'rxjs';
 import { LockError } from '../common/lock.errors.js';
-import { DEFAULT_CONFLICT_STATUS } from '../engine/lock-options.js';
+import { DEFAULT_CONFLICT_STATUS } from './with-lock.options.js';
 import { answerLockError, lockErrorPayload, type LockErrorPayload } from './lock-error.answer.js';
 import { LockServiceRegistry } from './lock-service.registry.js';
 

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { LockConfigurationError } from '../common/lock.errors.js';
 import { DEFAULT_LOCK_INSTANCE } from './etcd-lock.constants.js';
 import { DUPLICATE_LOCK_INSTANCE, UNKNOWN_LOCK_INSTANCE } from './etcd-lock.messages.js';
-import { DEFAULT_CONFLICT_STATUS } from '../engine/lock-options.js';
+import { DEFAULT_CONFLICT_STATUS } from './with-lock.options.js';
 import type { LockLogger } from '../interfaces/lock-logger.interface.js';
 import type { LockService } from '../engine/lock.service.js';
 

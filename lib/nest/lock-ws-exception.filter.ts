@@ -1,6 +1,6 @@
 import { Catch, Inject, Logger, Optional, type ArgumentsHost, type WsExceptionFilter } from '@nestjs/common';
 import { LockError } from '../common/lock.errors.js';
-import { DEFAULT_CONFLICT_STATUS } from '../engine/lock-options.js';
+import { DEFAULT_CONFLICT_STATUS } from './with-lock.options.js';
 import { answerLockError, lockErrorPayload } from './lock-error.answer.js';
 import { LockServiceRegistry } from './lock-service.registry.js';
 

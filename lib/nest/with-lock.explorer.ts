@@ -4,7 +4,7 @@ import { defer, from, isObservable, of, type Observable } from 'rxjs';
 import type { WithLockMetadata } from './decorators/with-lock.decorator.js';
 import { GATEWAY_METADATA } from './etcd-lock.constants.js';
 import { GATEWAY_NOT_READY } from './etcd-lock.messages.js';
-import { validateWithLockOptions } from '../engine/lock-options.js';
+import { validateWithLockOptions } from './with-lock.options.js';
 import { compileHandlerKey, compileMethodKey } from './lock-key.template.js';
 import { LockMetadataAccessor } from './lock-metadata.accessor.js';
 import { LockServiceRegistry } from './lock-service.registry.js';

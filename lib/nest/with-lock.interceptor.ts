@@ -1,7 +1,7 @@
 import { Inject, Injectable, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { catchError, defer, throwError, type Observable } from 'rxjs';
-import { validateWithLockOptions } from '../engine/lock-options.js';
+import { validateWithLockOptions } from './with-lock.options.js';
 import { responseHeaderSetter, toHttpException } from './lock-http.exception.js';
 import { compileHandlerKey } from './lock-key.template.js';
 import { LockMetadataAccessor } from './lock-metadata.accessor.js';

@@ -1,4 +1,4 @@
-import type { LockChange } from '../backends/lock-backend.js';
+import type { LockChange } from '../interfaces/lock-backend.interface.js';
 import type { MemoryBackend } from '../backends/memory/memory.backend.js';
 import type { LockService } from '../engine/lock.service.js';
 import type { LockHandle } from '../engine/lock.handle.js';

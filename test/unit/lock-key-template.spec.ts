@@ -1,7 +1,7 @@
 // Pure code of the Nest layer: key templates, parameter names, globs, HTTP mapping, option checks.
 import { describe, expect, it } from '@jest/globals';
 import { HttpException, type ExecutionContext } from '@nestjs/common';
-import { resolveConflictStatus, validateWithLockOptions } from '../../lib/engine/lock-options.js';
+import { resolveConflictStatus, validateWithLockOptions } from '../../lib/nest/with-lock.options.js';
 import { EtcdUnavailableError, InvalidLockKeyError, LockAlreadyHeldError, LockConfigurationError, LockLostError, LockTimeoutError } from '../../lib/index.js';
 import { globToRegExp } from '../../lib/nest/lock-events.explorer.js';
 import { toHttpException } from '../../lib/nest/lock-http.exception.js';

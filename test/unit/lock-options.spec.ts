@@ -2,7 +2,8 @@
 import { describe, expect, it } from '@jest/globals';
 import { Etcd3 } from 'etcd3';
 import { closestName } from '../../lib/util/closest-name.js';
-import { DEFAULT_PREFIX, resolveConflictStatus, resolveLockOptions, validateWaitTimeout } from '../../lib/engine/lock-options.js';
+import { DEFAULT_PREFIX, resolveLockOptions, validateWaitTimeout } from '../../lib/engine/lock-options.js';
+import { resolveConflictStatus } from '../../lib/nest/with-lock.options.js';
 import { LockConfigurationError } from '../../lib/index.js';
 
 function configError(run: () => unknown): LockConfigurationError {

@@ -4,7 +4,7 @@
 import { describe, expect, it } from '@jest/globals';
 import type { IKeyValue } from 'etcd3';
 import { leaseMarkerKey, queueKey, queuePrefix } from '../../lib/backends/etcd/lock-key.js';
-import type { LockChange } from '../../lib/backends/lock-backend.js';
+import type { LockChange } from '../../lib/interfaces/lock-backend.interface.js';
 import { LockTable } from '../../lib/backends/etcd/lock-table.js';
 import type { LockKind } from '../../lib/common/lock-kind.js';
 

@@ -1,7 +1,7 @@
 import type { Etcd3, IKeyValue, IWatchResponse } from 'etcd3';
 import { endOnce } from './key-watch.js';
 import { prefixEnd } from './lock-key.js';
-import type { LockChange, LockWatch } from '../lock-backend.js';
+import type { LockChange, LockWatch } from '../../interfaces/lock-backend.interface.js';
 import { LockTable } from './lock-table.js';
 import { sleep } from '../../util/retry.js';
 

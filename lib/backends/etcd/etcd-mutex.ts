@@ -1,6 +1,7 @@
 import { CompareResult, CompareTarget, type Etcd3, type ITxnRequest, type ITxnResponse } from 'etcd3';
 import type { LockKind } from '../../common/lock-kind.js';
-import { EntryGoneError, type QueueEntry, type TimedHold } from '../lock-backend.js';
+import { type QueueEntry, type TimedHold } from '../../interfaces/lock-backend.interface.js';
+import { EntryGoneError } from '../../common/backend.errors.js';
 import { deletedSince, watchFromNow, type KeyWatch } from './key-watch.js';
 import { createdAt, newestKeys, prefixEnd, rangeAt, waitingRoomKey, waitingRoomPrefix } from './lock-key.js';
 import { encodeOwner, type OwnerRecord } from '../../common/owner-record.js';

@@ -2,7 +2,7 @@ import { setMaxListeners } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { ClientClosedError, EtcdLeaseInvalidError, type Etcd3, type IDuplexStream, type ILeaseKeepAliveRequest, type ILeaseKeepAliveResponse } from 'etcd3';
 import { LockConfigurationError } from '../../common/lock.errors.js';
-import type { BackendSession } from '../lock-backend.js';
+import type { BackendSession } from '../../interfaces/lock-backend.interface.js';
 import { TTL_BELOW_MINIMUM } from '../../common/lock.messages.js';
 import { QueueSlots } from './queue-slots.js';
 import { retryWithBackoff, sleep } from '../../util/retry.js';

@@ -4,7 +4,7 @@ import { EtcdUnavailableError, LockError } from '../../common/lock.errors.js';
 import type { ConnectionSettings } from '../../common/lock.messages.js';
 import { encodeOwner, ownerRecord, type OwnerRecord } from '../../common/owner-record.js';
 import type { LockHolderInfo, LockInfo } from '../../interfaces/lock-info.interface.js';
-import type { BackendConnection, BackendSettings, LockBackend, LockChange, LockWatch, QueueEntry } from '../lock-backend.js';
+import type { BackendConnection, BackendSettings, LockBackend, LockChange, LockWatch, QueueEntry } from '../../interfaces/lock-backend.interface.js';
 import { ClusterWatch } from './cluster-watch.js';
 import { createEtcdClient, ignoreRepliesForEndedWatches } from './etcd-client.js';
 import { configurationProblem, unavailableError } from './etcd-errors.js';

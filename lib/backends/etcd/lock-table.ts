@@ -1,5 +1,5 @@
 import type { IKeyValue } from 'etcd3';
-import type { LockChange } from '../lock-backend.js';
+import type { LockChange } from '../../interfaces/lock-backend.interface.js';
 import { EXCLUSIVE, holdingCount, kindOfKey, type LockKind } from '../../common/lock-kind.js';
 import { parseLockPrefixKey } from './lock-key.js';
 import { decodeOwner } from '../../common/owner-record.js';

@@ -5,7 +5,7 @@ import type { LeaseMarker } from './etcd-session.js';
 import { grantLease } from './lease-grant.js';
 import { LockConfigurationError } from '../../common/lock.errors.js';
 import { TTL_BELOW_MINIMUM } from '../../common/lock.messages.js';
-import type { TimedHold } from '../lock-backend.js';
+import type { TimedHold } from '../../interfaces/lock-backend.interface.js';
 
 /**
  * The lease of a hard-TTL lock (`autoRenew: false`): nobody keeps it alive, so the lock ends

@@ -1,6 +1,6 @@
 import type { IRequestOp, ITxnResponse } from 'etcd3';
 import { EXCLUSIVE, canQueueTogether, kindOfKey, kindTag, type LockKind } from '../../common/lock-kind.js';
-import { KindConflictError } from '../lock-backend.js';
+import { KindConflictError } from '../../common/backend.errors.js';
 import { newestKeys, rangeAt } from './lock-key.js';
 
 /**

@@ -1,5 +1,5 @@
 import { CompareResult, CompareTarget, type Etcd3 } from 'etcd3';
-import { EntryGoneError } from '../lock-backend.js';
+import { EntryGoneError } from '../../common/backend.errors.js';
 import { deletedSince } from './key-watch.js';
 import { newestKeys, rangeAt } from './lock-key.js';
 import { encodeOwner, type OwnerRecord } from '../../common/owner-record.js';

@@ -1,7 +1,8 @@
 import { performance } from 'node:perf_hooks';
 import { canQueueTogether, type LockKind } from '../../common/lock-kind.js';
 import type { OwnerRecord } from '../../common/owner-record.js';
-import { EntryGoneError, KindConflictError, type QueueEntry, type TimedHold } from '../lock-backend.js';
+import { type QueueEntry, type TimedHold } from '../../interfaces/lock-backend.interface.js';
+import { EntryGoneError, KindConflictError } from '../../common/backend.errors.js';
 import { MemorySessionGoneError, type MemorySession } from './memory-session.js';
 import type { MemoryStore, StoredEntry } from './memory-store.js';
 

@@ -1,4 +1,4 @@
-import type { BackendSession } from '../lock-backend.js';
+import type { BackendSession } from '../../interfaces/lock-backend.interface.js';
 import type { MemoryStore } from './memory-store.js';
 
 let sessions = 0;

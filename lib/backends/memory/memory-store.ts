@@ -1,7 +1,7 @@
 import { holdingCount, type LockKind } from '../../common/lock-kind.js';
 import type { LockLossReason } from '../../common/lock.errors.js';
 import type { OwnerRecord } from '../../common/owner-record.js';
-import type { LockChange } from '../lock-backend.js';
+import type { LockChange } from '../../interfaces/lock-backend.interface.js';
 
 /** One entry of a lock's queue, kept in memory. */
 export interface StoredEntry {

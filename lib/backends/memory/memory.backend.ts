@@ -1,7 +1,7 @@
 import type { LockKind } from '../../common/lock-kind.js';
 import type { OwnerRecord } from '../../common/owner-record.js';
 import type { LockHolderInfo, LockInfo, LockOwnerInfo } from '../../interfaces/lock-info.interface.js';
-import type { BackendConnection, BackendSettings, LockBackend, LockChange, LockWatch, QueueEntry } from '../lock-backend.js';
+import type { BackendConnection, BackendSettings, LockBackend, LockChange, LockWatch, QueueEntry } from '../../interfaces/lock-backend.interface.js';
 import { MemoryEntry } from './memory-entry.js';
 import { MemorySession, MemorySessionGoneError } from './memory-session.js';
 import { MemoryStore, type StoredEntry } from './memory-store.js';

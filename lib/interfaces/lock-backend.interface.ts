@@ -1,10 +1,10 @@
-import { describeKind, type LockKind } from '../common/lock-kind.js';
+import type { LockKind } from '../common/lock-kind.js';
 import type { LockLossReason } from '../common/lock.errors.js';
 import type { OwnerRecord } from '../common/owner-record.js';
-import type { LockHolderInfo, LockInfo } from '../interfaces/lock-info.interface.js';
+import type { LockHolderInfo, LockInfo } from './lock-info.interface.js';
 
 /**
- * Where locks are kept: etcd, Redis, or memory. A backend stores queues of entries and
+ * Where locks are kept: etcd, or memory. A backend stores queues of entries and
  * sessions; the engine above it (LockService) does everything else: async-context scope and
  * reentrancy, holds, minHold and maxHold, events, withLock. See docs/backends.md.
  *
@@ -137,14 +137,4 @@ export interface LockChange {
   /** On an end: how long it was held. */
   readonly heldMs?: number;
   readonly reason?: LockLossReason;
-}
-
-/** Thrown by a QueueEntry when its entry vanished while it waited (deleted by someone). */
-export class EntryGoneError extends Error {}
-
-/** Thrown by a QueueEntry when the queue holds a kind that cannot queue with its own. */
-export class KindConflictError extends Error {
-  constructor(readonly found: LockKind) {
-    super(`the queue holds ${describeKind(found)}`);
-  }
 }
