@@ -34,7 +34,9 @@ export function configurationProblem(err: unknown, hosts: string, prefix: string
  */
 export function unavailableError(err: unknown, hosts: string, settings = messages.OPTION_SETTINGS): EtcdUnavailableError {
   const text = err instanceof Error ? err.message : String(err);
-  if (PLAIN_HTTP_SERVER.test(text)) return new EtcdUnavailableError(hosts, err, messages.ETCD_NOT_TLS(hosts, settings));
+  // a plain-HTTP etcd may also just reset a TLS client that never got connected
+  const resetBeforeTls = /https:\/\//.test(hosts) && /No connection established\. Last error: (?:Error: )?read ECONNRESET/.test(text);
+  if (PLAIN_HTTP_SERVER.test(text) || resetBeforeTls) return new EtcdUnavailableError(hosts, err, messages.ETCD_NOT_TLS(hosts, settings));
   return new EtcdUnavailableError(hosts, err, messages.ETCD_UNAVAILABLE(hosts, unavailableCause(text), settings));
 }
 
