@@ -24,7 +24,11 @@ export function kindTag(kind: LockKind): string {
 /** The kind of a queue key, from its name (`<queue prefix><tag>-…`); undefined if it has none we know. */
 export function kindOfKey(key: Buffer, queuePrefixLength: number): LockKind | undefined {
   const segment = key.subarray(queuePrefixLength).toString();
-  const tag = segment.slice(0, segment.indexOf('-'));
+  return kindOfTag(segment.slice(0, segment.indexOf('-')));
+}
+
+/** The kind a tag of {@link kindTag} stands for; undefined if it is none. */
+export function kindOfTag(tag: string): LockKind | undefined {
   if (tag === 'x') return EXCLUSIVE;
   if (tag === 'r') return SHARED;
   const limit = /^s([1-9]\d*)$/.exec(tag)?.[1];

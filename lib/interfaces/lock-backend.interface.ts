@@ -4,7 +4,7 @@ import type { OwnerRecord } from '../common/owner-record.js';
 import type { LockHolderInfo, LockInfo } from './lock-info.interface.js';
 
 /**
- * Where locks are kept: etcd, or memory. A backend stores queues of entries and
+ * Where locks are kept: etcd, Redis or memory. A backend stores queues of entries and
  * sessions; the engine above it (LockService) does everything else: async-context scope and
  * reentrancy, holds, minHold and maxHold, events, withLock. See docs/backends.md.
  *

@@ -50,12 +50,13 @@ export class LockWorker {
 
   /** `registerEndpoints`: where the worker reaches the fenced register, when not through `endpoints`. */
   /** `watch`: the LockService's watch option. */
-  static start(endpoints: string[], prefix: string, ttl = 1, registerEndpoints?: string[], watch?: true | { prefix: string }): Promise<LockWorker> {
+  /** `redisUrl`: the worker's locks are in that Redis (its counter and register stay in etcd at `endpoints`). */
+  static start(endpoints: string[], prefix: string, ttl = 1, registerEndpoints?: string[], watch?: true | { prefix: string }, redisUrl?: string): Promise<LockWorker> {
     const child = fork(WORKER, [], {
       cwd: ROOT,
       execArgv: ['--import', 'tsx'],
       serialization: 'advanced', // bigint fencing tokens cross the IPC channel as they are
-      env: { ...process.env, ETCD_ENDPOINTS: endpoints.join(','), LOCK_PREFIX: prefix, LOCK_TTL: String(ttl), NODE_OPTIONS: '', ...(registerEndpoints && { REGISTER_ENDPOINTS: registerEndpoints.join(',') }), ...(watch && { LOCK_WATCH: JSON.stringify(watch) }) },
+      env: { ...process.env, ETCD_ENDPOINTS: endpoints.join(','), LOCK_PREFIX: prefix, LOCK_TTL: String(ttl), NODE_OPTIONS: '', ...(registerEndpoints && { REGISTER_ENDPOINTS: registerEndpoints.join(',') }), ...(watch && { LOCK_WATCH: JSON.stringify(watch) }), ...(redisUrl && { LOCK_REDIS_URL: redisUrl }) },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     const worker = new LockWorker(child);

@@ -3,6 +3,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Etcd3 } from 'etcd3';
 import { LockService, type AcquireOptions, type LockHandle } from '../../lib/index.js';
+import { RedisBackend } from '../../lib/backends/redis/index.js';
 import { FencedRegister } from '../support/fenced-register.js';
 
 export type WorkerCommand =
@@ -70,7 +71,9 @@ const send = (message: unknown) => process.send?.(message);
 const hosts = process.env.ETCD_ENDPOINTS!.split(',');
 // LOCK_WATCH: the watch option, as JSON (true, or { prefix })
 const watch = process.env.LOCK_WATCH ? (JSON.parse(process.env.LOCK_WATCH) as boolean | { prefix: string }) : undefined;
-const service = new LockService({ etcd: { hosts }, prefix: process.env.LOCK_PREFIX, ttl: Number(process.env.LOCK_TTL ?? 1), watch });
+// LOCK_REDIS_URL: the locks are in that Redis; the protected resource (counter, register) stays in etcd
+const where = process.env.LOCK_REDIS_URL ? { backend: new RedisBackend({ url: process.env.LOCK_REDIS_URL }) } : { etcd: { hosts } };
+const service = new LockService({ ...where, prefix: process.env.LOCK_PREFIX, ttl: Number(process.env.LOCK_TTL ?? 1), watch });
 // the protected resource may be reachable when the lock's etcd is not (a partition, a proxy)
 const etcd = new Etcd3({ hosts: process.env.REGISTER_ENDPOINTS?.split(',') ?? hosts });
 const handles = new Map<string, LockHandle>();

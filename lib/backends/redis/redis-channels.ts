@@ -1,0 +1,97 @@
+import type { Redis } from 'ioredis';
+
+/**
+ * The one subscription of a connection: each of its sessions' channels (`{turn: name}`: look
+ * again; `{gone: member, forced}`: an entry of ours was removed) and, for the watch, the
+ * namespace's events. Pub/sub delivers at most once: after a reconnect every waiter looks again.
+ */
+export class RedisChannels {
+  private readonly turns = new Map<string, Set<() => void>>();
+  private readonly gone = new Map<string, (forced: boolean) => void>();
+  private readonly listeners = new Set<(message: string) => void>();
+  private ready: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly subscriber: Redis,
+    private readonly eventsChannel: string,
+  ) {
+    subscriber.on('message', (channel: string, message: string) => this.dispatch(channel, message));
+    // a reconnect may have lost messages: every waiter looks again
+    subscriber.on('ready', () => this.wakeAll());
+  }
+
+  /** Subscribes to a session's channel; resolves once Redis confirmed, so nothing sent after is missed. */
+  async follow(channel: string): Promise<void> {
+    await (this.ready = this.ready.then(() => this.subscriber.subscribe(channel)));
+  }
+
+  unfollow(channel: string): void {
+    void this.subscriber.unsubscribe(channel).catch(() => undefined);
+  }
+
+  /**
+   * A wake-up for a waiter of `name`, armed now (before it looks, so that no message between its
+   * look and its wait is missed): resolves at the next `turn` for the name, after `timeoutMs`, or
+   * after a reconnect; rejects with the signal's reason.
+   */
+  turn(name: string, signal: AbortSignal): { wait(timeoutMs: number): Promise<void> } {
+    let wake!: () => void;
+    const woken = new Promise<void>(resolve => (wake = resolve));
+    const waiters = this.turns.get(name) ?? new Set();
+    this.turns.set(name, waiters.add(wake));
+    const done = () => {
+      waiters.delete(wake);
+      if (waiters.size === 0 && this.turns.get(name) === waiters) this.turns.delete(name);
+    };
+    return {
+      wait: timeoutMs =>
+        new Promise<void>((resolve, reject) => {
+          const finish = () => {
+            clearTimeout(timer);
+            signal.removeEventListener('abort', onAbort);
+            done();
+          };
+          const onAbort = () => (finish(), reject(signal.reason));
+          const timer = setTimeout(() => (finish(), resolve()), timeoutMs);
+          if (signal.aborted) return onAbort();
+          signal.addEventListener('abort', onAbort, { once: true });
+          void woken.then(() => (finish(), resolve()));
+        }),
+    };
+  }
+
+  /** Calls `onGone` once if the entry `member` is removed by someone else; returns a function that stops it. */
+  onGone(member: string, onGone: (forced: boolean) => void): () => void {
+    this.gone.set(member, onGone);
+    return () => this.gone.delete(member);
+  }
+
+  /** Every holder change of the namespace, as published; returns a function that stops it. */
+  async onEvents(listener: (message: string) => void): Promise<() => void> {
+    if (this.listeners.size === 0) await this.follow(this.eventsChannel);
+    this.listeners.add(listener);
+    return () => {
+      this.listeners.delete(listener);
+      if (this.listeners.size === 0) this.unfollow(this.eventsChannel);
+    };
+  }
+
+  close(): void {
+    this.subscriber.disconnect();
+  }
+
+  private dispatch(channel: string, message: string): void {
+    if (channel === this.eventsChannel) return this.listeners.forEach(listener => listener(message));
+    const { turn, gone, forced } = JSON.parse(message) as { turn?: string; gone?: string; forced?: boolean };
+    if (turn !== undefined) for (const wake of [...(this.turns.get(turn) ?? [])]) wake();
+    if (gone !== undefined) {
+      const onGone = this.gone.get(gone);
+      this.gone.delete(gone);
+      onGone?.(forced === true);
+    }
+  }
+
+  private wakeAll(): void {
+    for (const waiters of this.turns.values()) for (const wake of [...waiters]) wake();
+  }
+}

@@ -1,0 +1,30 @@
+import { createHash } from 'node:crypto';
+import type { Redis } from 'ioredis';
+
+/** The commands of ioredis this backend uses: a user's client of any shape passes. */
+export type RedisClient = Pick<Redis, 'evalsha' | 'eval' | 'set' | 'del' | 'pexpire' | 'multi' | 'smembers' | 'duplicate' | 'quit' | 'disconnect' | 'status' | 'options'>;
+
+const shas = new Map<string, string>();
+
+/**
+ * Runs a script by its SHA1 (EVALSHA), sending its text only when Redis does not know it yet
+ * (after a restart, say). KEYS[1] routes the call.
+ */
+export async function runScript(client: RedisClient, script: string, key: string, args: (string | number)[]): Promise<unknown> {
+  let sha = shas.get(script);
+  if (!sha) shas.set(script, (sha = createHash('sha1').update(script).digest('hex')));
+  try {
+    return await client.evalsha(sha, 1, key, ...args);
+  } catch (err) {
+    if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+    return client.eval(script, 1, key, ...args);
+  }
+}
+
+/**
+ * The hash tag of a namespace: every key of it lands in one Cluster slot. Braces in the
+ * prefix would end the tag early, so they are escaped.
+ */
+export function namespaceOf(prefix: string): string {
+  return `{${prefix.replace(/%/g, '%25').replace(/\{/g, '%7B').replace(/\}/g, '%7D')}}:`;
+}
