@@ -1,8 +1,12 @@
 // A real Redis for tests that integrate with Redis-backed Nest modules (@nestjs/bullmq). Lookup
 // order: REDIS_URL, else a `redis-server` binary (REDIS_BIN or PATH) spawned on a free loopback
-// port without persistence, else a message that says how to get one (`.ci/run` installs Debian's).
+// port (without persistence unless asked), else a message that says how to get one (`.ci/run`
+// installs Debian's). Ours can be killed and started again on the same port and data.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, rmSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import net from 'node:net';
 import { freePorts } from './etcd.js';
 
@@ -10,35 +14,65 @@ export interface RedisHandle {
   readonly host: string;
   readonly port: number;
   readonly url: string; // redis://127.0.0.1:<port>
+  readonly pid: number | undefined; // undefined for REDIS_URL, or while stopped
   stop(): Promise<void>; // idempotent; no-op for REDIS_URL
+  kill(): Promise<void>; // SIGKILL, wait for exit (ours only)
+  start(): Promise<void>; // again on the same port and data dir, after kill() (ours only)
 }
 
 const HOW_TO =
   'nestjs-etcd-lock harness: no Redis available. Set REDIS_URL to a running Redis, or install redis-server ' +
   '(Debian/Ubuntu: `apt-get install redis-server`) and put it on PATH or set REDIS_BIN=/path/to/redis-server.';
 
-export async function startRedis(): Promise<RedisHandle> {
+export interface RedisOptions {
+  /** AOF with `appendfsync always`: every write is on disk before Redis answers, so a restart keeps it. Default: no persistence. */
+  appendOnly?: boolean;
+}
+
+export async function startRedis(options: RedisOptions = {}): Promise<RedisHandle> {
   if (process.env.REDIS_URL) {
     const url = new URL(process.env.REDIS_URL);
-    return { host: url.hostname, port: Number(url.port || 6379), url: process.env.REDIS_URL, stop: async () => {} };
+    const notOurs = async () => { throw new Error('REDIS_URL: this Redis is not ours to kill or restart'); };
+    return { host: url.hostname, port: Number(url.port || 6379), url: process.env.REDIS_URL, pid: undefined, stop: async () => {}, kill: notOurs, start: notOurs };
   }
   const onPath = (process.env.PATH ?? '').split(':').filter(Boolean).map(dir => `${dir}/redis-server`);
   const bin = process.env.REDIS_BIN || [...onPath, '/usr/bin/redis-server'].find(executable);
   if (!bin) throw new Error(HOW_TO);
   const [port] = await freePorts(1);
-  // no RDB or AOF file: nothing to clean up, nothing shared between runs
-  const proc = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  const exited = new Promise<void>(resolve => proc.once('exit', () => resolve()));
-  process.once('exit', () => proc.kill('SIGKILL'));
-  await untilPong(port, proc);
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'redis-'));
+  // no persistence by default: nothing shared between runs
+  const persistence = options.appendOnly ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir, ...persistence];
+  let proc: ChildProcess | undefined;
+  let exited = Promise.resolve();
+  const launch = async () => {
+    const child = spawn(bin, args, { stdio: 'ignore' });
+    proc = child;
+    exited = new Promise<void>(resolve => child.once('exit', () => resolve()));
+    await untilPong(port, child);
+  };
+  await launch();
+  process.once('exit', () => {
+    proc?.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
   let stopped: Promise<void> | undefined;
   return {
     host: '127.0.0.1',
     port,
     url: `redis://127.0.0.1:${port}`,
-    stop: () => (stopped ??= (async () => {
-      proc.kill('SIGTERM');
+    get pid() {
+      return proc?.exitCode === null ? proc.pid : undefined;
+    },
+    kill: async () => {
+      proc?.kill('SIGKILL');
       await exited;
+    },
+    start: launch,
+    stop: () => (stopped ??= (async () => {
+      proc?.kill('SIGTERM');
+      await exited;
+      await rm(dir, { recursive: true, force: true });
     })()),
   };
 }

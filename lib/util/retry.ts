@@ -1,5 +1,3 @@
-import { isRecoverableError } from 'etcd3';
-
 /**
  * Calls `attempt` until it succeeds, sleeping between tries (doubling from `initialMs` up to
  * `maxMs`) while `retryIf(error)` says the failure is worth another try. Rejects with the
@@ -35,7 +33,7 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-/** A read-only transaction (a linearizable read, no Raft entry) or an idempotent write, retried while etcd is unreachable. */
-export function untilAnswered<T>(signal: AbortSignal, request: () => Promise<T>): Promise<T> {
-  return retryWithBackoff(request, { initialMs: 50, maxMs: 1000, signal, retryIf: err => isRecoverableError(err as Error) });
+/** A read or an idempotent write, retried (50 ms doubling to 1 s) while `unreachable(error)` says the server did not answer. */
+export function untilAnswered<T>(signal: AbortSignal, request: () => Promise<T>, unreachable: (error: unknown) => boolean): Promise<T> {
+  return retryWithBackoff(request, { initialMs: 50, maxMs: 1000, signal, retryIf: unreachable });
 }

@@ -25,6 +25,8 @@ export interface SafetyRun {
   expectedFailures?: LockErrorCode[];
   /** Give up (and fail) if the loops have not all ended by then. */
   timeoutMs?: number;
+  /** Where the locks are kept when it is not `admin`'s etcd (Redis): checks nothing is left there. */
+  expectLocksClean?: () => Promise<void>;
 }
 
 export interface SafetyReport {
@@ -133,6 +135,7 @@ export async function checkSafety(run: SafetyRun): Promise<SafetyReport> {
   await Promise.all(run.workers.map(w => w.stop()));
   await register.clear();
   await expectEtcdClean(run.admin, run.prefix, 10_000);
+  await run.expectLocksClean?.();
 
   const failures = Object.entries(report.failures).map(([code, n]) => `${n} ${code} ("${firstMessage[code]}")`).join(', ') || 'none';
   console.info(

@@ -1,4 +1,5 @@
-import { EtcdAuthenticationFailedError, EtcdPermissionDeniedError } from 'etcd3';
+import { EtcdAuthenticationFailedError, EtcdPermissionDeniedError, isRecoverableError } from 'etcd3';
+import { untilAnswered } from '../../util/retry.js';
 import { EtcdUnavailableError, LockConfigurationError } from '../../common/lock.errors.js';
 import * as messages from '../../common/lock.messages.js';
 
@@ -51,4 +52,9 @@ export function unavailableCause(message: string): string {
   const deadline = /Deadline exceeded after ([\d.]+)s/.exec(message)?.[1];
   if (deadline) return `no answer within ${Number(deadline).toFixed(1)} s`;
   return message.split('\n')[0].replace(/^\d+ [A-Z_]+: /, '');
+}
+
+/** A read-only transaction (a linearizable read, no Raft entry) or an idempotent write, retried while etcd is unreachable. */
+export function untilEtcdAnswers<T>(signal: AbortSignal, request: () => Promise<T>): Promise<T> {
+  return untilAnswered(signal, request, err => err instanceof Error && isRecoverableError(err));
 }

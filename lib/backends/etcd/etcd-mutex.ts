@@ -9,7 +9,7 @@ import { watchHeldKey } from './holder-watch.js';
 import { QueuePlace, sameBlocker, type Blocker } from './queue-place.js';
 import type { QueueSlot } from './queue-slots.js';
 import { UnguardedWrites } from './unguarded-writes.js';
-import { untilAnswered } from '../../util/retry.js';
+import { untilEtcdAnswers as untilAnswered } from './etcd-errors.js';
 import { WaitingRoom } from './waiting-room.js';
 
 /**

@@ -3,7 +3,7 @@ import { EntryGoneError } from '../../common/backend.errors.js';
 import { deletedSince } from './key-watch.js';
 import { newestKeys, rangeAt } from './lock-key.js';
 import { encodeOwner, type OwnerRecord } from '../../common/owner-record.js';
-import { untilAnswered } from '../../util/retry.js';
+import { untilEtcdAnswers as untilAnswered } from './etcd-errors.js';
 
 /**
  * Where the unfair waiters (`fair: false`) of one lock line up, outside its queue so that they

@@ -28,3 +28,8 @@ export async function runScript(client: RedisClient, script: string, key: string
 export function namespaceOf(prefix: string): string {
   return `{${prefix.replace(/%/g, '%25').replace(/\{/g, '%7B').replace(/\}/g, '%7D')}}:`;
 }
+
+/** Redis did not answer (down, restarting, loading, a failover under way): worth another try. */
+export function isRedisUnreachable(err: unknown): boolean {
+  return err instanceof Error && /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|Connection is closed|Stream isn't writeable|max retries per request|LOADING|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|READONLY/i.test(err.message);
+}

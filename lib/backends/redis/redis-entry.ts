@@ -3,8 +3,8 @@ import { EntryGoneError, KindConflictError } from '../../common/backend.errors.j
 import { EXCLUSIVE, kindOfTag, kindTag, type LockKind } from '../../common/lock-kind.js';
 import { encodeOwner, type OwnerRecord } from '../../common/owner-record.js';
 import type { QueueEntry, TimedHold } from '../../interfaces/lock-backend.interface.js';
-import { untilAnswered } from '../../util/retry.js';
-import { runScript, type RedisClient } from './redis-client.js';
+import { untilAnswered as retried } from '../../util/retry.js';
+import { isRedisUnreachable, runScript, type RedisClient } from './redis-client.js';
 import type { RedisChannels } from './redis-channels.js';
 import { ACQUIRE, OWN_LEASE, PLACE, RECORD, RELEASE, ROOM } from './redis-scripts.js';
 import { RedisSessionGoneError, type RedisSession } from './redis-session.js';
@@ -157,4 +157,9 @@ class RedisTimedHold implements TimedHold {
 function lookAgainAfter(holderTtlMs: number | undefined, sessionTtl: number): number {
   const ttl = holderTtlMs !== undefined && holderTtlMs >= 0 ? holderTtlMs : sessionTtl * 1000;
   return Math.min(sessionTtl * 1000, Math.max(50, ttl + 10));
+}
+
+/** A script call retried while Redis does not answer. */
+function untilAnswered<T>(signal: AbortSignal, request: () => Promise<T>): Promise<T> {
+  return retried(signal, request, isRedisUnreachable);
 }

@@ -4,7 +4,7 @@ import { EXCLUSIVE, holdingCount, kindOfTag, type LockKind } from '../../common/
 import { encodeOwner, ownerRecord, decodeOwner, type OwnerRecord } from '../../common/owner-record.js';
 import type { BackendConnection, BackendSettings, LockBackend, LockChange, LockWatch, QueueEntry } from '../../interfaces/lock-backend.interface.js';
 import type { LockHolderInfo, LockInfo, LockOwnerInfo } from '../../interfaces/lock-info.interface.js';
-import { namespaceOf, runScript } from './redis-client.js';
+import { isRedisUnreachable, namespaceOf, runScript } from './redis-client.js';
 import { RedisChannels } from './redis-channels.js';
 import { RedisEntry } from './redis-entry.js';
 import { FORCE } from './redis-scripts.js';
@@ -28,6 +28,8 @@ export class RedisBackend implements LockBackend {
     // a lock's calls fail fast while Redis is away: the engine retries them within the wait
     const client = 'client' in this.where ? this.where.client : new Redis(this.where.url, { maxRetriesPerRequest: 1, lazyConnect: false, ...this.where.options });
     const description = 'url' in this.where ? `Redis at ${this.where.url}` : 'the given Redis client';
+    // ioredis prints every connection error of a client without an 'error' listener; ours reach the caller through the commands
+    if (own) client.on('error', () => undefined);
     return new RedisConnection(settings, client, own, description);
   }
 }
@@ -45,7 +47,9 @@ class RedisConnection implements BackendConnection {
   ) {
     this.ns = namespaceOf(settings.prefix);
     // subscribe on a connection of its own: a subscribed connection runs nothing else
-    this.channels = new RedisChannels(client.duplicate({ maxRetriesPerRequest: null }), `${this.ns}events`);
+    const subscriber = client.duplicate({ maxRetriesPerRequest: null });
+    subscriber.on('error', () => undefined); // it reconnects by itself; waiters look again then
+    this.channels = new RedisChannels(subscriber, `${this.ns}events`);
   }
 
   async openSession(onExpired: (session: RedisSession) => void): Promise<RedisSession> {
@@ -149,13 +153,12 @@ class RedisConnection implements BackendConnection {
     if (err instanceof LockError) return err;
     const message = err instanceof Error ? err.message : String(err);
     if (/^(NOAUTH|WRONGPASS|NOPERM)/.test(message)) return new LockConfigurationError(`Redis at ${this.description} refused the lock's commands: ${message}. Check the credentials and the ACL of the user (it needs EVAL, EVALSHA, SET, DEL, PEXPIRE, PTTL, EXISTS, ZRANGE, HGETALL, SMEMBERS, SUBSCRIBE on the keys and channels of the prefix).`, { cause: err });
-    return new EtcdUnavailableError(this.description, err, `${this.description} did not answer: ${message}. Check that Redis is running and reachable.`);
+    return new EtcdUnavailableError(this.description, err, `${this.description} did not answer: ${message.replace(/\.+$/, '')}. Check that Redis is running and reachable.`);
   }
 
   isUnavailable(err: unknown): boolean {
     if (err instanceof EtcdUnavailableError) return true;
-    if (err instanceof LockError || !(err instanceof Error)) return false;
-    return /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|Connection is closed|Stream isn't writeable|MaxRetriesPerRequest|LOADING|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|READONLY/.test(err.message);
+    return !(err instanceof LockError) && isRedisUnreachable(err);
   }
 
   isSessionGone(err: unknown): boolean {

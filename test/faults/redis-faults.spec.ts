@@ -1,0 +1,166 @@
+// Fault scenarios with the locks on a real Redis, under the same safety checker as etcd's: worker
+// processes loop on one lock (LOCK_REDIS_URL) and a fenced register. The register, the resource
+// the lock protects, lives apart, in an etcd. What Redis cannot promise is recorded here too: a
+// restart without persistence forgets the token counter.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { Redis } from 'ioredis';
+import type { Etcd3 } from 'etcd3';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startEtcd, type EtcdHandle } from '../../harness/etcd.js';
+import { startRedis, type RedisHandle } from '../../harness/redis.js';
+import { createEtcdClient } from '../../lib/backends/etcd/etcd-client.js';
+import { LockService } from '../../lib/index.js';
+import { RedisBackend } from '../../lib/backends/redis/index.js';
+import { holdAnnounced, holdsSoFar } from '../support/fault-helpers.js';
+import { LockWorker } from '../support/lock-worker.js';
+import { checkSafety } from '../support/safety-checker.js';
+
+const PREFIX = 'redis-faults/';
+const TTL = 1; // seconds
+let data: EtcdHandle;
+let admin: Etcd3;
+let workers: LockWorker[] = [];
+
+/** Nothing of the prefix is left in Redis but its token counter, which never goes. */
+async function expectRedisClean(redis: RedisHandle): Promise<void> {
+  const client = new Redis(redis.url);
+  try {
+    let left: string[] = [];
+    for (let i = 0; i < 50; i++) {
+      left = (await client.keys(`{${PREFIX}}:*`)).filter(key => key !== `{${PREFIX}}:seq`);
+      if (left.length === 0) break;
+      await sleep(100); // the session keys of killed workers expire on Redis's clock
+    }
+    expect(left).toEqual([]);
+  } finally {
+    client.disconnect();
+  }
+}
+
+async function startWorkers(redis: RedisHandle, count: number): Promise<LockWorker[]> {
+  workers = await Promise.all(Array.from({ length: count }, () => LockWorker.start(data.endpoints, PREFIX, TTL, undefined, undefined, redis.url)));
+  return workers;
+}
+
+beforeAll(async () => {
+  data = await startEtcd();
+  admin = createEtcdClient({ hosts: data.endpoints });
+});
+
+afterEach(async () => {
+  for (const w of workers) w.process.kill('SIGCONT');
+  await Promise.all(workers.map(w => w.stop()));
+  workers = [];
+});
+
+afterAll(async () => {
+  admin?.close();
+  await data?.stop();
+});
+
+describe('safety with the locks on Redis', () => {
+  let redis: RedisHandle;
+  beforeAll(async () => void (redis = await startRedis()));
+  afterAll(() => redis?.stop());
+
+  it('no fault: 4 processes x 40 holds, every write accepted, none rejected', async () => {
+    const report = await checkSafety({ name: 'redis no fault', admin, workers: await startWorkers(redis, 4), prefix: PREFIX, cycles: 40, expectLocksClean: () => expectRedisClean(redis) });
+    expect(report.acceptedWrites).toBe(160);
+    expect(report.rejectedStale).toBe(0);
+  });
+
+  it('a holder paused (SIGSTOP) past its TTL: a waiter takes over; resumed, its write is refused and it was told of the loss', async () => {
+    let paused: { worker: LockWorker; token: bigint } | undefined;
+    await startWorkers(redis, 3);
+    const report = await checkSafety({
+      name: 'redis SIGSTOP holder',
+      admin,
+      workers,
+      prefix: PREFIX,
+      cycles: 12,
+      holdMs: 150,
+      expectLocksClean: () => expectRedisClean(redis),
+      fault: async () => {
+        paused = await holdAnnounced(workers, 5);
+        paused.worker.process.kill('SIGSTOP');
+        // another process gets in once the paused one's session key expires in Redis
+        await holdAnnounced(workers, holdsSoFar(workers) + 1, 10_000);
+        await sleep(300);
+        paused.worker.process.kill('SIGCONT');
+      },
+    });
+    const lost = paused!.worker.events.find(e => e.event === 'lost' && e.token === paused!.token);
+    expect(lost?.reason).toBe('session-expired');
+    expect(report.rejectedStale).toBeGreaterThanOrEqual(1);
+  });
+
+  it('a holder killed (SIGKILL): the next waiter gets the lock once its session key expires, with no polling', async () => {
+    let killed = 0;
+    await startWorkers(redis, 3);
+    const report = await checkSafety({
+      name: 'redis SIGKILL holder',
+      admin,
+      workers,
+      prefix: PREFIX,
+      cycles: 8,
+      holdMs: 100,
+      expectLocksClean: () => expectRedisClean(redis),
+      fault: async () => {
+        const holder = await holdAnnounced(workers, 4);
+        await holder.worker.signal('SIGKILL');
+        killed++;
+      },
+    });
+    expect(killed).toBe(1);
+    expect(report.killed).toBe(1);
+  });
+});
+
+describe('Redis restarted', () => {
+  it('with AOF (appendfsync always): the queue, sessions and token counter survive; the workers ride it out safely', async () => {
+    const redis = await startRedis({ appendOnly: true });
+    try {
+      await startWorkers(redis, 3);
+      const report = await checkSafety({
+        name: 'redis restart with AOF',
+        admin,
+        workers,
+        prefix: PREFIX,
+        cycles: 10,
+        holdMs: 50,
+        timeoutMs: 40_000,
+        expectLocksClean: () => expectRedisClean(redis),
+        expectedFailures: ['LOCK_TIMEOUT', 'LOCK_LOST', 'ETCD_UNAVAILABLE'],
+        fault: async () => {
+          await holdAnnounced(workers, 6);
+          await redis.kill();
+          await sleep(300); // well within the TTL: sessions need not expire
+          await redis.start();
+        },
+      });
+      expect(report.acceptedWrites).toBeGreaterThan(0);
+    } finally {
+      await redis.stop();
+    }
+  }, 60_000);
+
+  it('without persistence: the token counter starts again, so tokens go backwards (recorded: Redis cannot promise more)', async () => {
+    const redis = await startRedis();
+    const locks = new LockService({ backend: new RedisBackend({ url: redis.url }), prefix: PREFIX, ttl: 2 });
+    try {
+      let before = 0n;
+      for (let i = 0; i < 5; i++) await locks.withLock('restart', lock => void (before = lock.token));
+      await redis.kill();
+      await redis.start();
+      // the first try may meet the session's key gone (LockLostError, as on etcd with a lease gone); the next opens a new session
+      let after: bigint | undefined;
+      for (let i = 0; i < 5 && after === undefined; i++) after = await locks.withLock('restart', lock => lock.token, { waitTimeout: 10_000 }).catch(() => undefined);
+      expect(before).toBe(5n);
+      expect(after).toBeDefined();
+      expect(after!).toBeLessThan(before); // a fenced resource refuses it: the sign that the lock store lost data
+    } finally {
+      await locks.close();
+      await redis.stop();
+    }
+  }, 30_000);
+});
