@@ -102,3 +102,57 @@ async function untilPong(port: number, proc: ChildProcess): Promise<void> {
   }
   throw new Error(`redis-server did not answer PING on port ${port} within 10 s`);
 }
+
+export interface RedisClusterHandle {
+  readonly nodes: { host: string; port: number }[];
+  stop(): Promise<void>;
+}
+
+/**
+ * A Redis Cluster of `masters` primaries (no replicas) on free loopback ports, made with
+ * `redis-cli --cluster create` (Debian's redis-tools, which redis-server brings along).
+ */
+export async function startRedisCluster(masters = 3): Promise<RedisClusterHandle> {
+  const onPath = (name: string) => [...(process.env.PATH ?? '').split(':').filter(Boolean).map(dir => `${dir}/${name}`), `/usr/bin/${name}`].find(executable);
+  const bin = process.env.REDIS_BIN || onPath('redis-server');
+  const cli = onPath('redis-cli');
+  if (!bin || !cli) throw new Error(HOW_TO);
+  const ports = await freePorts(masters);
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'redis-cluster-'));
+  const procs = ports.map(port =>
+    spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir,
+      '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', '2000'], { stdio: 'ignore' }),
+  );
+  const exits = procs.map(proc => new Promise<void>(resolve => proc.once('exit', () => resolve())));
+  const stop = async () => {
+    for (const proc of procs) proc.kill('SIGKILL');
+    await Promise.all(exits);
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    await Promise.all(ports.map((port, i) => untilPong(port, procs[i])));
+    await new Promise<void>((resolve, reject) => {
+      const create = spawn(cli, ['--cluster', 'create', ...ports.map(port => `127.0.0.1:${port}`), '--cluster-replicas', '0', '--cluster-yes'], { stdio: 'ignore' });
+      create.once('exit', code => (code === 0 ? resolve() : reject(new Error(`redis-cli --cluster create exited with ${code}`))));
+    });
+    // every node agrees the cluster is up
+    for (const end = Date.now() + 15_000; ; await new Promise(resolve => setTimeout(resolve, 100))) {
+      const states = await Promise.all(ports.map(port => clusterState(cli, port)));
+      if (states.every(state => state === 'ok')) break;
+      if (Date.now() > end) throw new Error(`Redis Cluster not ok within 15 s: ${states.join(', ')}`);
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { nodes: ports.map(port => ({ host: '127.0.0.1', port })), stop };
+}
+
+function clusterState(cli: string, port: number): Promise<string> {
+  return new Promise(resolve => {
+    const info = spawn(cli, ['-p', String(port), 'cluster', 'info']);
+    let out = '';
+    info.stdout.on('data', chunk => (out += chunk));
+    info.once('exit', () => resolve(/cluster_state:(\w+)/.exec(out)?.[1] ?? 'unknown'));
+  });
+}

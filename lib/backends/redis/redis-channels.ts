@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 
 /**
  * The one subscription of a connection: each of its sessions' channels (`{turn: name}`: look
@@ -12,7 +12,7 @@ export class RedisChannels {
   private ready: Promise<unknown> = Promise.resolve();
 
   constructor(
-    private readonly subscriber: Redis,
+    private readonly subscriber: Redis | Cluster,
     private readonly eventsChannel: string,
   ) {
     subscriber.on('message', (channel: string, message: string) => this.dispatch(channel, message));

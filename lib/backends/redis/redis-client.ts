@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 
-/** The commands of ioredis this backend uses: a user's client of any shape passes. */
-export type RedisClient = Pick<Redis, 'evalsha' | 'eval' | 'set' | 'del' | 'pexpire' | 'multi' | 'smembers' | 'duplicate' | 'quit' | 'disconnect' | 'status' | 'options'>;
+/** A client of one Redis, or of a Redis Cluster. */
+export type RedisClient = Redis | Cluster;
 
 const shas = new Map<string, string>();
 

@@ -1,4 +1,4 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterNode, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { EtcdUnavailableError, LockConfigurationError, LockError } from '../../common/lock.errors.js';
 import { EXCLUSIVE, holdingCount, kindOfTag, type LockKind } from '../../common/lock-kind.js';
 import { encodeOwner, ownerRecord, decodeOwner, type OwnerRecord } from '../../common/owner-record.js';
@@ -10,8 +10,11 @@ import { RedisEntry } from './redis-entry.js';
 import { FORCE } from './redis-scripts.js';
 import { RedisSession, RedisSessionGoneError } from './redis-session.js';
 
-/** Where the Redis backend keeps its locks: a URL (a client is created and closed for you), or your own ioredis client. */
-export type RedisBackendOptions = { url: string; options?: RedisOptions } | { client: Redis };
+/**
+ * Where the Redis backend keeps its locks: a URL, or the nodes of a Redis Cluster (a client is
+ * created and closed for you), or your own ioredis client (`Redis` or `Cluster`), never closed here.
+ */
+export type RedisBackendOptions = { url: string; options?: RedisOptions } | { cluster: ClusterNode[]; options?: ClusterOptions } | { client: Redis | Cluster };
 
 /**
  * Locks in Redis: FIFO queues scored by a token counter that never expires (the fencing token),
@@ -24,13 +27,17 @@ export class RedisBackend implements LockBackend {
   constructor(private readonly where: RedisBackendOptions) {}
 
   connect(settings: BackendSettings): BackendConnection {
-    const own = 'url' in this.where;
+    const where = this.where;
+    if ('client' in where) return new RedisConnection(settings, where.client, false, 'the given Redis client');
     // a lock's calls fail fast while Redis is away: the engine retries them within the wait
-    const client = 'client' in this.where ? this.where.client : new Redis(this.where.url, { maxRetriesPerRequest: 1, lazyConnect: false, ...this.where.options });
-    const description = 'url' in this.where ? `Redis at ${this.where.url}` : 'the given Redis client';
+    const client =
+      'url' in where
+        ? new Redis(where.url, { maxRetriesPerRequest: 1, ...where.options })
+        : new Cluster(where.cluster, { ...where.options, redisOptions: { maxRetriesPerRequest: 1, ...where.options?.redisOptions } });
     // ioredis prints every connection error of a client without an 'error' listener; ours reach the caller through the commands
-    if (own) client.on('error', () => undefined);
-    return new RedisConnection(settings, client, own, description);
+    client.on('error', () => undefined);
+    const description = 'url' in where ? `Redis at ${where.url}` : `the Redis Cluster at ${where.cluster.map(node => (typeof node === 'object' ? `${node.host}:${node.port}` : String(node))).join(',')}`;
+    return new RedisConnection(settings, client, true, description);
   }
 }
 
@@ -41,13 +48,13 @@ class RedisConnection implements BackendConnection {
 
   constructor(
     private readonly settings: BackendSettings,
-    private readonly client: Redis,
+    private readonly client: Redis | Cluster,
     private readonly ownsClient: boolean,
     readonly description: string,
   ) {
     this.ns = namespaceOf(settings.prefix);
     // subscribe on a connection of its own: a subscribed connection runs nothing else
-    const subscriber = client.duplicate({ maxRetriesPerRequest: null });
+    const subscriber = client instanceof Cluster ? client.duplicate() : client.duplicate({ maxRetriesPerRequest: null });
     subscriber.on('error', () => undefined); // it reconnects by itself; waiters look again then
     this.channels = new RedisChannels(subscriber, `${this.ns}events`);
   }
