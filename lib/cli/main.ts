@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The operator CLI: `nestjs-etcd-lock list | info <key> | unlock <key> | watch [prefix]`, against the etcd the
-// apps use. Connection flags mirror etcdctl's, and so do their environment variables.
+// apps use (connection flags mirror etcdctl's, and so do their environment variables), or their Redis (--redis).
 import { readFileSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
 import { createInterface } from 'node:readline/promises';
@@ -25,6 +25,7 @@ Commands:
 
 Options (environment variable in brackets):
   --endpoints <urls>   comma-separated etcd endpoints [ETCDCTL_ENDPOINTS] (default 127.0.0.1:2379)
+  --redis <url>        the apps keep their locks in this Redis instead of etcd [NESTJS_ETCD_LOCK_REDIS]
   --prefix <prefix>    the apps' lock prefix [NESTJS_ETCD_LOCK_PREFIX] (default nestjs-etcd-lock/)
   --user <name:pass>   etcd user and password [ETCDCTL_USER]
   --cacert <file>      CA bundle to verify etcd's certificate [ETCDCTL_CACERT]
@@ -34,14 +35,14 @@ Options (environment variable in brackets):
   --yes                unlock without asking
   --help
 
-Exit codes: 0 done, 1 failed (etcd unreachable, refused, not confirmed), 2 bad usage.`;
+Exit codes: 0 done, 1 failed (etcd or Redis unreachable, refused, not confirmed), 2 bad usage.`;
 
 /** What the CLI's messages tell an operator to check: its flags, not the library's options. */
 const CLI_SETTINGS: ConnectionSettings = { hosts: '--endpoints', tls: '--cacert, --cert and --key' };
 
 class UsageError extends Error {}
 
-function connection(values: Record<string, string | boolean | undefined>): { etcd: IOptions; prefix?: string } {
+function connection(values: Record<string, string | boolean | undefined>): { etcd: IOptions; redis?: string; prefix?: string } {
   const env = process.env;
   const text = (name: string, variable: string) => (values[name] as string | undefined) ?? (env[variable] || undefined); // an empty variable is unset
   const hosts = (text('endpoints', 'ETCDCTL_ENDPOINTS') ?? '127.0.0.1:2379').split(',').map(h => h.trim()).filter(Boolean);
@@ -57,7 +58,7 @@ function connection(values: Record<string, string | boolean | undefined>): { etc
     if (!cert !== !key) throw new UsageError('--cert and --key go together');
     etcd.credentials = { rootCertificate: readFileSync(ca ?? '/etc/ssl/certs/ca-certificates.crt'), ...(cert && { certChain: readFileSync(cert), privateKey: readFileSync(key!) }) };
   }
-  return { etcd, prefix: text('prefix', 'NESTJS_ETCD_LOCK_PREFIX') };
+  return { etcd, redis: text('redis', 'NESTJS_ETCD_LOCK_REDIS'), prefix: text('prefix', 'NESTJS_ETCD_LOCK_PREFIX') };
 }
 
 /**
@@ -94,6 +95,7 @@ async function run(argv: string[]): Promise<number> {
     allowPositionals: true,
     options: {
       endpoints: { type: 'string' },
+      redis: { type: 'string' },
       prefix: { type: 'string' },
       user: { type: 'string' },
       cacert: { type: 'string' },
@@ -112,9 +114,13 @@ async function run(argv: string[]): Promise<number> {
   if (!command || !['list', 'info', 'unlock', 'watch'].includes(command)) throw new UsageError(command ? `unknown command "${command}"` : 'a command is needed');
   if (command !== 'list' && command !== 'watch' && !arg) throw new UsageError(`${command} needs a lock name`);
   if (extra.length > 0) throw new UsageError(`unexpected ${extra.join(' ')}`);
-  const { etcd, prefix } = connection(values);
+  const { etcd, redis, prefix } = connection(values);
   const watch = command === 'watch' ? { prefix: arg ?? '' } : undefined;
-  const locks = new LockService({ etcd, prefix, ownerId: `${userInfo().username}@${hostname()} (nestjs-etcd-lock CLI)`, watch }, CLI_SETTINGS);
+  // loaded only when asked for: the CLI on etcd needs no ioredis
+  const where = redis ? { backend: new (await import('../backends/redis/index.js')).RedisBackend({ url: redis }) } : { etcd };
+  const locks = new LockService({ ...where, prefix, ownerId: `${userInfo().username}@${hostname()} (nestjs-etcd-lock CLI)`, watch }, CLI_SETTINGS);
+  // on etcd, an empty answer also names the prefixes in use there (from their lease markers)
+  const hint = (key?: string, onlyIfUnused = false) => (redis ? Promise.resolve() : hintOtherPrefixes(etcd, searched, key, onlyIfUnused));
   const searched = resolveLockOptions({ prefix }).prefix;
   try {
     if (command === 'watch') {
@@ -123,20 +129,20 @@ async function run(argv: string[]): Promise<number> {
       // this service takes no lock: every event is another process's
       locks.events$.subscribe(event => console.log(values.json ? toJson(event, 0) : formatEvent(event)));
       const stopped = new Promise(resolve => ['SIGINT', 'SIGTERM'].forEach(signal => process.once(signal, resolve)));
-      await hintOtherPrefixes(etcd, searched, undefined, true);
+      await hint(undefined, true);
       await stopped;
       return 0;
     }
     if (command === 'list') {
       const listed = await locks.listLocks(arg ?? '');
       console.log(values.json ? toJson(listed) : formatList(listed, searched, arg));
-      if (listed.length === 0) await hintOtherPrefixes(etcd, searched);
+      if (listed.length === 0) await hint();
       return 0;
     }
     const info = await locks.getLockInfo(arg);
     if (command === 'info') {
       console.log(values.json ? toJson(info) : formatInfo(arg, info, searched));
-      if (!info) await hintOtherPrefixes(etcd, searched, arg);
+      if (!info) await hint(arg);
       return 0;
     }
     if (!info?.holder) {
