@@ -30,18 +30,21 @@ export class RedisChannels {
   }
 
   /**
-   * A wake-up for a waiter of `name`, armed now (before it looks, so that no message between its
-   * look and its wait is missed): resolves at the next `turn` for the name, after `timeoutMs`, or
-   * after a reconnect; rejects with the signal's reason.
+   * A wake-up for the queued entry `member` of `name` (or, undefined, an unfair waiter of it),
+   * armed now (before it looks, so that no message between its look and its wait is missed):
+   * resolves at the next `turn` for it, after `timeoutMs`, or after a reconnect; rejects with
+   * the signal's reason.
    */
-  turn(name: string, signal: AbortSignal): { wait(timeoutMs: number): Promise<void> } {
+  turn(name: string, member: string | undefined, signal: AbortSignal): { wait(timeoutMs: number): Promise<void> } {
     let wake!: () => void;
     const woken = new Promise<void>(resolve => (wake = resolve));
-    const waiters = this.turns.get(name) ?? new Set();
-    this.turns.set(name, waiters.add(wake));
+    // a queued entry is woken by a message naming it: one release wakes one waiter, also among the waiters of one process
+    const id = member === undefined ? name : `${name}\u0000${member}`;
+    const waiters = this.turns.get(id) ?? new Set();
+    this.turns.set(id, waiters.add(wake));
     const done = () => {
       waiters.delete(wake);
-      if (waiters.size === 0 && this.turns.get(name) === waiters) this.turns.delete(name);
+      if (waiters.size === 0 && this.turns.get(id) === waiters) this.turns.delete(id);
     };
     return {
       wait: timeoutMs =>
@@ -82,8 +85,8 @@ export class RedisChannels {
 
   private dispatch(channel: string, message: string): void {
     if (channel === this.eventsChannel) return this.listeners.forEach(listener => listener(message));
-    const { turn, gone, forced } = JSON.parse(message) as { turn?: string; gone?: string; forced?: boolean };
-    if (turn !== undefined) for (const wake of [...(this.turns.get(turn) ?? [])]) wake();
+    const { turn, member, gone, forced } = JSON.parse(message) as { turn?: string; member?: string; gone?: string; forced?: boolean };
+    if (turn !== undefined) for (const wake of [...(this.turns.get(member === undefined ? turn : `${turn}\u0000${member}`) ?? [])]) wake();
     if (gone !== undefined) {
       const onGone = this.gone.get(gone);
       this.gone.delete(gone);

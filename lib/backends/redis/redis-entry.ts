@@ -47,7 +47,7 @@ export class RedisEntry implements QueueEntry {
 
   async waitForTurn(signal: AbortSignal): Promise<void> {
     for (;;) {
-      const turn = this.channels.turn(this.name, signal); // armed before we look
+      const turn = this.channels.turn(this.name, this.member, signal); // armed before we look
       const [state, holderTtl] = (await untilAnswered(signal, () => this.script(PLACE, this.member))) as [number, number?];
       if (state === -1) throw new EntryGoneError();
       if (state === 1) break;
@@ -61,7 +61,7 @@ export class RedisEntry implements QueueEntry {
     this.inRoom = true;
     await untilAnswered(signal, () => this.script(ROOM, this.member, 'enter', encodeOwner(this.record).toString()));
     for (;;) {
-      const turn = this.channels.turn(this.name, signal);
+      const turn = this.channels.turn(this.name, undefined, signal);
       if (await untilAnswered(signal, () => this.tryAcquire(true))) break;
       if (this.token !== undefined) return this.waitForTurn(signal); // a retried take went in behind someone
       await turn.wait(this.session.ttl * 1000);

@@ -10,7 +10,8 @@
 //   names        SET of lock names with someone queued or waiting
 //   s:<sid>      a session, with a PX TTL; its entries are pruned once it is gone
 //   l:<member>   a hard-TTL entry's own life, with a PX TTL
-//   c:<sid>      the session's channel, JSON: {turn: name} (your turn: look again), {gone: member, key, forced}
+//   c:<sid>      the session's channel, JSON: {turn: name, member} (that entry's turn: it looks again; without a
+//                member, the first unfair waiter's), {gone: member, key, forced}
 //   events       channel of holder changes, JSON, for the watch
 
 /** Helpers every script starts with. */
@@ -63,7 +64,7 @@ local function admitted(name, before)
   for _, m in ipairs(holders(name)) do
     if not contains(before, m) then
       event('acquired', name, m, false)
-      redis.call('PUBLISH', ns .. 'c:' .. sidOf(m), cjson.encode({turn = name}))
+      redis.call('PUBLISH', ns .. 'c:' .. sidOf(m), cjson.encode({turn = name, member = m}))
     end
   end
   local waiter = redis.call('ZRANGE', ns .. 'w:' .. name, 0, 0)[1]
