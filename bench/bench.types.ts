@@ -1,8 +1,11 @@
 import type { EtcdHandle } from '../harness/etcd.js';
+import type { RedisHandle } from '../harness/redis.js';
 import type { EtcdCounters } from './etcd-metrics.js';
 
 export interface BenchContext {
   readonly etcd: EtcdHandle;
+  /** The Redis of the Redis cases (8–11). */
+  readonly redis: RedisHandle;
   /** Short run on tiny sizes: the test suite runs it so the bench cannot rot. */
   readonly quick: boolean;
   progress(message: string): void;

@@ -1,9 +1,13 @@
-// `npm run bench` (`-- --quick` for a short run): every case against ONE etcd, in one run,
+// `npm run bench` (`-- --quick` for a short run): every case against ONE etcd and ONE Redis, in one run,
 // with the baselines measured alongside. Prints a table and writes bench/results.json.
 import { writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { startEtcd } from '../harness/etcd.js';
+import { startRedis } from '../harness/redis.js';
+import { redisUncontended } from './redis/redis-uncontended.case.js';
+import { redisHandoff } from './redis/redis-handoff.case.js';
+import { redisHerdFree } from './redis/redis-herd-free.case.js';
 import type { BenchCase, CaseResult } from './bench.types.js';
 import { uncontendedCycle } from './cases/uncontended-cycle.case.js';
 import { throughput } from './cases/throughput.case.js';
@@ -21,6 +25,9 @@ export const CASES: Record<string, BenchCase> = {
   '5': scale,
   '6': decoratorOverhead,
   '7': hotKey,
+  '8': redisUncontended,
+  '9': redisHandoff,
+  '10': redisHerdFree,
 };
 
 const fmt = (x: number | undefined, digits = 2) => (x === undefined || Number.isNaN(x) ? '' : x.toFixed(digits));
@@ -44,15 +51,15 @@ export function formatTable(results: CaseResult[]): string {
 
 export async function runBench(options: { quick: boolean; only?: string[]; log?: (line: string) => void }): Promise<CaseResult[]> {
   const log = options.log ?? (line => process.stderr.write(`${line}\n`));
-  const etcd = await startEtcd({ log });
+  const [etcd, redis] = await Promise.all([startEtcd({ log }), startRedis()]);
   const results: CaseResult[] = [];
   try {
     for (const [id, run] of Object.entries(CASES)) {
       if (options.only && !options.only.includes(id)) continue;
-      results.push(await run({ etcd, quick: options.quick, progress: message => log(`… ${message}`) }));
+      results.push(await run({ etcd, redis, quick: options.quick, progress: message => log(`… ${message}`) }));
     }
   } finally {
-    await etcd.stop();
+    await Promise.all([etcd.stop(), redis.stop()]);
   }
   return results;
 }

@@ -1,5 +1,5 @@
 // `npm run bench -- --quick` inside the test suite, so the bench cannot rot. Asserts that it
-// runs and that its RPC counts per operation are as stated: counts, never times.
+// runs and that its RPC and command counts per operation are as stated: counts, never times.
 import { describe, expect, it } from '@jest/globals';
 import type { CaseResult } from '../bench/bench.types.js';
 import { runBench } from '../bench/run.js';
@@ -8,7 +8,7 @@ describe('bench (quick)', () => {
   it('runs every case with finite figures and the stated RPC counts', async () => {
     const results = await runBench({ quick: true, log: () => undefined });
     const byId = (id: string): CaseResult => results.find(r => r.id === id)!;
-    expect(results.map(r => r.id)).toEqual(['1', '2', '3', '4', '5', '6', '7']);
+    expect(results.map(r => r.id)).toEqual(['1', '2', '3', '4', '5', '6', '7', '8', '9', '10']);
 
     for (const result of results) {
       expect(result.subjects.length).toBeGreaterThan(0);
@@ -38,6 +38,12 @@ describe('bench (quick)', () => {
     // case 7: unfair waiters wait in line in their waiting room: a release wakes one, not all 7 others
     const unfair = byId('7').subjects.find(s => s.subject.startsWith('unfair') && s.rpc)!;
     expect(unfair.rpc!.watchEvents).toBeLessThanOrEqual(2);
+
+    // case 8: on Redis, an uncontended cycle is 2 script calls and nothing else (INFO commandstats)
+    expect(byId('8').targets[0]).toMatchObject({ target: expect.stringContaining('2 round trips'), met: true });
+
+    // case 10: on Redis, the PUBLISHes per release do not grow with the number of waiters
+    expect(byId('10').targets[0]).toMatchObject({ target: expect.stringContaining('constant PUBLISHes'), met: true });
 
     // case 5: every held lock on one lease
     const lease = byId('5').targets.find(t => t.target.includes('1 lease'))!;

@@ -59,12 +59,13 @@ local function remove(name, member, how)
   if lease then redis.call('DEL', lease) end
   if how ~= 'released' then redis.call('PUBLISH', ns .. 'c:' .. sidOf(member), cjson.encode({gone = member, key = name, forced = forced == '1'})) end
 end
--- tells the entries that now hold (and the first unfair waiter, if the lock may be free) to look again
-local function admitted(name, before)
+-- tells the entries that now hold (and the first unfair waiter, if the lock may be free) to look again;
+-- caller: the entry of the script's own caller, which learns it from the script's answer
+local function admitted(name, before, caller)
   for _, m in ipairs(holders(name)) do
     if not contains(before, m) then
       event('acquired', name, m, false)
-      redis.call('PUBLISH', ns .. 'c:' .. sidOf(m), cjson.encode({turn = name, member = m}))
+      if m ~= caller then redis.call('PUBLISH', ns .. 'c:' .. sidOf(m), cjson.encode({turn = name, member = m})) end
     end
   end
   local waiter = redis.call('ZRANGE', ns .. 'w:' .. name, 0, 0)[1]
@@ -145,7 +146,7 @@ token = redis.call('INCR', KEYS[1])
 redis.call('ZADD', q, token, member)
 redis.call('HSET', ns .. 'm:' .. name, member, record)
 redis.call('SADD', ns .. 'names', name)
-admitted(name, before)
+admitted(name, before, member)
 return {token, isHolder(name, member) and 1 or 0, holderTtl(name)}
 `;
 
