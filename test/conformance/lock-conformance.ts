@@ -214,8 +214,9 @@ export function describeConformance(name: string, target: ConformanceTarget): vo
       const a = service('maxhold-a');
       const b = service('maxhold-b');
       const expired = eventsOf(a, 'expired');
+      const held = firstValueFrom(a.events$.pipe(filter(e => e.type === 'acquired' && e.key === 'long')));
       const holding = background(a.withLock('long', () => sleep(600), { maxHold: 200 }));
-      await sleep(50);
+      await held; // a holds it before b asks
       const next = await b.acquire('long', { waitTimeout: 2_000 });
       await expect(holding).rejects.toBeInstanceOf(LockLostError);
       expect(expired.map(e => e.reason)).toEqual(['max-hold']);
@@ -301,7 +302,7 @@ export function describeConformance(name: string, target: ConformanceTarget): vo
       const again = await other.acquire('watched:1');
       await service('watched-operator').forceUnlock('watched:1');
       await (await other.acquire('unwatched')).release(); // outside the watched names: not reported
-      for (let i = 0; i < 50 && remote.length < 4; i++) await sleep(50);
+      for (let i = 0; i < 200 && remote.length < 4; i++) await sleep(50); // remote events arrive asynchronously: up to 10 s
       expect(remote.map(e => `${e.origin} ${e.type} ${e.key} ${e.owner}`)).toEqual([
         'remote acquired watched:1 watched-holder',
         'remote released watched:1 watched-holder',
