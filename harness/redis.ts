@@ -27,6 +27,8 @@ const HOW_TO =
 export interface RedisOptions {
   /** AOF with `appendfsync always`: every write is on disk before Redis answers, so a restart keeps it. Default: no persistence. */
   appendOnly?: boolean;
+  /** A replica of the Redis on this port (asynchronous replication, as Redis does it). */
+  replicaOf?: number;
 }
 
 export async function startRedis(options: RedisOptions = {}): Promise<RedisHandle> {
@@ -42,7 +44,8 @@ export async function startRedis(options: RedisOptions = {}): Promise<RedisHandl
   const dir = await mkdtemp(path.join(os.tmpdir(), 'redis-'));
   // no persistence by default: nothing shared between runs
   const persistence = options.appendOnly ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir, ...persistence];
+  const replica = options.replicaOf ? ['--replicaof', '127.0.0.1', String(options.replicaOf)] : [];
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir, ...persistence, ...replica];
   let proc: ChildProcess | undefined;
   let exited = Promise.resolve();
   const launch = async () => {
