@@ -14,6 +14,7 @@ import { RedisBackend } from '../../lib/backends/redis/index.js';
 import { holdAnnounced, holdsSoFar } from '../support/fault-helpers.js';
 import { LockWorker } from '../support/lock-worker.js';
 import { checkSafety } from '../support/safety-checker.js';
+import { startTcpProxy } from '../support/tcp-proxy.js';
 
 const PREFIX = 'redis-faults/';
 const TTL = 1; // seconds
@@ -114,6 +115,47 @@ describe('safety with the locks on Redis', () => {
     expect(killed).toBe(1);
     expect(report.killed).toBe(1);
   });
+});
+
+describe('network faults between a holder and Redis (a proxy per worker)', () => {
+  it('a blackholed holder (no RST) declares the lock lost at its local deadline, before a waiter gets it; its late write is refused', async () => {
+    const redis = await startRedis();
+    const proxies = await Promise.all([0, 1, 2].map(() => startTcpProxy(redis.url)));
+    try {
+      workers = await Promise.all(proxies.map(proxy => LockWorker.start(data.endpoints, PREFIX, TTL, undefined, undefined, proxy.url.replace('http://', 'redis://'))));
+      let holder: { worker: LockWorker; token: bigint } | undefined;
+      let lostAt = 0;
+      const report = await checkSafety({
+        name: 'redis blackholed holder',
+        admin,
+        workers,
+        prefix: PREFIX,
+        cycles: 2,
+        holdMs: 1_500, // longer than the TTL: the holder is still in its hold when its deadline passes
+        expectLocksClean: () => expectRedisClean(redis),
+        fault: async () => {
+          holder = await holdAnnounced(workers, 2);
+          const proxy = proxies[workers.indexOf(holder.worker)];
+          proxy.setMode('blackhole');
+          lostAt = (await holder.worker.waitForEvent(e => e.event === 'lost' && e.token === holder!.token, 5_000)).at;
+          await holdAnnounced(workers, holdsSoFar(workers) + 1, 10_000); // a waiter takes over
+          proxy.setMode('pass');
+          proxy.cut(); // connections that lost bytes cannot resume: the client reconnects
+        },
+      });
+      expect(holder!.worker.events.find(e => e.event === 'lost' && e.token === holder!.token)?.reason).toBe('session-expired');
+      const heldSince = holder!.worker.events.find(e => e.event === 'in-section' && e.token === holder!.token)!.at;
+      const nextElsewhere = Math.min(...workers.filter(w => w !== holder!.worker).flatMap(w => w.events.filter(e => e.event === 'in-section' && e.at > heldSince).map(e => e.at)));
+      expect(lostAt).toBeLessThan(nextElsewhere); // told before anyone else got in
+      expect(report.acceptedWrites).toBeGreaterThanOrEqual(4);
+    } finally {
+      for (const proxy of proxies) proxy.setMode('pass');
+      await Promise.all(workers.map(w => w.stop()));
+      workers = [];
+      await Promise.all(proxies.map(proxy => proxy.close()));
+      await redis.stop();
+    }
+  }, 60_000);
 });
 
 describe('Redis restarted', () => {
