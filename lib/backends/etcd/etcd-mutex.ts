@@ -9,7 +9,7 @@ import { watchHeldKey } from './holder-watch.js';
 import { QueuePlace, sameBlocker, type Blocker } from './queue-place.js';
 import type { QueueSlot } from './queue-slots.js';
 import { UnguardedWrites } from './unguarded-writes.js';
-import { untilEtcdAnswers as untilAnswered } from './etcd-errors.js';
+import { untilEtcdAnswers } from './etcd-errors.js';
 import { WaitingRoom } from './waiting-room.js';
 
 /**
@@ -147,7 +147,7 @@ export class EtcdMutex implements QueueEntry {
     // when we got the lock, for getLockInfo (a lock taken at once got it when it queued)
     this.record.acquiredAt = Date.now();
     // the semaphore waiter behind us watches our key for this put: it may now be first without a place
-    if (this.kind.mode === 'semaphore') await untilAnswered(signal, () => this.touch());
+    if (this.kind.mode === 'semaphore') await untilEtcdAnswers(signal, () => this.touch());
     // others write it with the holder watch: no write on the handoff's path, none for short holds
     else this.acquiredUnrecorded = true;
   }
@@ -160,7 +160,7 @@ export class EtcdMutex implements QueueEntry {
   async waitUntilFree(signal: AbortSignal): Promise<void> {
     const roomKey = waitingRoomKey(this.queuePrefix, BigInt(this.leaseId).toString(16), this.slot.number);
     const room = (this.room = new WaitingRoom(this.client, waitingRoomPrefix(this.queuePrefix), roomKey, this.leaseId, this.record));
-    await untilAnswered(signal, () => this.unguarded.send('put', () => room.enter()));
+    await untilEtcdAnswers(signal, () => this.unguarded.send('put', () => room.enter()));
     await room.untilFirst(signal);
     for (;;) {
       if (this.revision !== undefined) {
@@ -168,10 +168,10 @@ export class EtcdMutex implements QueueEntry {
         break;
       }
       await deletedSince(this.client, this.busyKey!, this.seenAt, signal);
-      if (await untilAnswered(signal, () => this.tryAcquire(true))) break;
+      if (await untilEtcdAnswers(signal, () => this.tryAcquire(true))) break;
     }
     // the next in the room wakes and waits on us
-    await untilAnswered(signal, () => this.unguarded.send('delete', () => room.leave()));
+    await untilEtcdAnswers(signal, () => this.unguarded.send('delete', () => room.leave()));
     this.room = undefined;
   }
 
@@ -262,7 +262,7 @@ export class EtcdMutex implements QueueEntry {
 
   /** {@link readPlace} retried while etcd is unreachable; what is in the way now. */
   private async readBlocker(signal: AbortSignal): Promise<Blocker | null> {
-    return this.place.blockerFrom(await untilAnswered(signal, () => this.readPlace()), 1, false);
+    return this.place.blockerFrom(await untilEtcdAnswers(signal, () => this.readPlace()), 1, false);
   }
 
   /** A put of our key with its record (guarded by its revision): the change the semaphore waiter behind us watches for. */
@@ -281,7 +281,7 @@ export class EtcdMutex implements QueueEntry {
   private async recordAcquired(signal: AbortSignal): Promise<boolean> {
     this.acquiredUnrecorded = false;
     try {
-      await untilAnswered(signal, () => this.touch());
+      await untilEtcdAnswers(signal, () => this.touch());
       return true;
     } catch (err) {
       if (err instanceof EntryGoneError) return false;
@@ -291,7 +291,7 @@ export class EtcdMutex implements QueueEntry {
 
   /** One read: is our key still there with its revision? */
   private async ownKeyRemains(signal: AbortSignal): Promise<boolean> {
-    const res = await untilAnswered(signal, () => this.client.kv.txn({ compare: [], success: [{ request_range: { key: this.key } }], failure: [] }));
+    const res = await untilEtcdAnswers(signal, () => this.client.kv.txn({ compare: [], success: [{ request_range: { key: this.key } }], failure: [] }));
     this.seenAt = BigInt(res.header.revision);
     const own = rangeAt(res, 0)[0];
     return own !== undefined && BigInt(own.create_revision) === this.revision;

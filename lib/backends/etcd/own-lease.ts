@@ -1,4 +1,4 @@
-import { performance } from 'node:perf_hooks';
+import { Deadline } from '../../util/deadline.js';
 import type { Etcd3 } from 'etcd3';
 import type { EtcdMutex } from './etcd-mutex.js';
 import type { LeaseMarker } from './etcd-session.js';
@@ -16,31 +16,29 @@ import type { TimedHold } from '../../interfaces/lock-backend.interface.js';
 export class OwnLease implements TimedHold {
   /** The TTL (s) of the current lease: what renew() asks for again by default. */
   ttl = 0;
-  private timer: NodeJS.Timeout | undefined;
+  private readonly deadline = new Deadline();
 
   private constructor(
     private readonly client: Etcd3,
     private readonly mutex: EtcdMutex,
     private id: string,
-    private validUntil: number,
     private readonly timeoutMs: number,
     private readonly marker: LeaseMarker,
   ) {}
 
   /** Moves the holder key of `mutex` onto a new lease of `ttl` s; null if the key is gone. */
   static async take(client: Etcd3, mutex: EtcdMutex, ttl: number, timeoutMs: number, marker: LeaseMarker): Promise<OwnLease | null> {
-    const lease = new OwnLease(client, mutex, '0', 0, timeoutMs, marker);
+    const lease = new OwnLease(client, mutex, '0', timeoutMs, marker);
     return (await lease.renew(ttl)) ? lease : null;
   }
 
   get isValid(): boolean {
-    return performance.now() < this.validUntil;
+    return !this.deadline.passed;
   }
 
   /** Calls `onExpired` at the deadline (again after each renew). */
   onDeadline(onExpired: () => void): void {
-    clearTimeout(this.timer);
-    this.timer = setTimeout(onExpired, Math.max(0, this.validUntil - performance.now())).unref();
+    this.deadline.onPassed(onExpired);
   }
 
   /** Puts the key on a fresh lease of `ttl` s and revokes the old one; false if the key is gone. */
@@ -58,14 +56,14 @@ export class OwnLease implements TimedHold {
     const old = this.id;
     this.id = granted.id;
     this.ttl = granted.ttl;
-    this.validUntil = granted.sentAt + granted.ttl * 1000 - Math.min(1000, granted.ttl * 100);
+    this.deadline.at = granted.sentAt + granted.ttl * 1000 - Math.min(1000, granted.ttl * 100);
     if (old !== '0') void this.revokeLease(old);
     return true;
   }
 
   /** Stops the deadline timer and revokes the lease (deleting the key, if it is still on it). */
   end(): Promise<void> {
-    clearTimeout(this.timer);
+    this.deadline.stop();
     return this.revokeLease(this.id);
   }
 

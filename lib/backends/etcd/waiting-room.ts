@@ -3,7 +3,7 @@ import { EntryGoneError } from '../../common/backend.errors.js';
 import { deletedSince } from './key-watch.js';
 import { newestKeys, rangeAt } from './lock-key.js';
 import { encodeOwner, type OwnerRecord } from '../../common/owner-record.js';
-import { untilEtcdAnswers as untilAnswered } from './etcd-errors.js';
+import { untilEtcdAnswers } from './etcd-errors.js';
 
 /**
  * Where the unfair waiters (`fair: false`) of one lock line up, outside its queue so that they
@@ -66,7 +66,7 @@ export class WaitingRoom {
 
   /** One read: our key (EntryGoneError unless it is there) and the newest key ahead of it. */
   private async readAhead(signal: AbortSignal): Promise<Buffer | null> {
-    const res = await untilAnswered(signal, () =>
+    const res = await untilEtcdAnswers(signal, () =>
       this.client.kv.txn({ compare: [], success: [{ request_range: { key: this.key } }, newestKeys(this.prefix, 1, this.revision!)], failure: [] }),
     );
     const own = rangeAt(res, 0)[0];

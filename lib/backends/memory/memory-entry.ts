@@ -5,6 +5,7 @@ import { type QueueEntry, type TimedHold } from '../../interfaces/lock-backend.i
 import { EntryGoneError, KindConflictError } from '../../common/backend.errors.js';
 import { MemorySessionGoneError, type MemorySession } from './memory-session.js';
 import type { MemoryStore, StoredEntry } from './memory-store.js';
+import { Deadline } from '../../util/deadline.js';
 
 /** One attempt at one lock, in memory: the same queue rules as etcd's, without the network. */
 export class MemoryEntry implements QueueEntry {
@@ -111,8 +112,7 @@ export class MemoryEntry implements QueueEntry {
 
 /** A hard-TTL lock's entry: removed at its deadline unless renewed. */
 class MemoryTimedHold implements TimedHold {
-  private validUntil = 0;
-  private timer: NodeJS.Timeout | undefined;
+  private readonly deadline: Deadline;
   private expired = false;
 
   constructor(
@@ -120,31 +120,30 @@ class MemoryTimedHold implements TimedHold {
     private readonly entry: StoredEntry,
     public ttl: number,
   ) {
-    this.validUntil = performance.now() + ttl * 1000;
+    this.deadline = new Deadline(performance.now() + ttl * 1000);
   }
 
   get isValid(): boolean {
-    return performance.now() < this.validUntil;
+    return !this.deadline.passed;
   }
 
   onDeadline(onExpired: () => void): void {
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
+    this.deadline.onPassed(() => {
       this.expired = true;
       onExpired(); // the holder learns first, then the entry goes, as at a lease's expiry
       this.store.remove(this.entry, 'ttl-expired');
-    }, Math.max(0, this.validUntil - performance.now())).unref();
+    });
   }
 
   async renew(ttl: number): Promise<boolean> {
     if (!this.store.contains(this.entry)) return false;
     this.ttl = ttl;
-    this.validUntil = performance.now() + ttl * 1000;
+    this.deadline.at = performance.now() + ttl * 1000;
     return true;
   }
 
   async end(): Promise<void> {
-    clearTimeout(this.timer);
+    this.deadline.stop();
     this.store.remove(this.entry, this.expired ? 'ttl-expired' : 'released');
   }
 }

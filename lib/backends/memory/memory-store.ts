@@ -71,9 +71,8 @@ export class MemoryStore {
   /** Every lock under `prefix` whose name starts with `namePrefix`, with someone queued or waiting. */
   names(prefix: string, namePrefix: string): string[] {
     const names = new Set<string>();
-    for (const [id, entries] of [...this.queues, ...this.rooms]) {
-      const entry = entries[0];
-      if (entry?.prefix === prefix && entry.name.startsWith(namePrefix) && id === lockId(prefix, entry.name)) names.add(entry.name);
+    for (const [entry] of [...this.queues.values(), ...this.rooms.values()]) {
+      if (entry?.prefix === prefix && entry.name.startsWith(namePrefix)) names.add(entry.name);
     }
     return [...names].sort();
   }

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
+import { untilAnswered } from '../../util/retry.js';
 
 /** A client of one Redis, or of a Redis Cluster. */
 export type RedisClient = Redis | Cluster;
@@ -32,4 +33,9 @@ export function namespaceOf(prefix: string): string {
 /** Redis did not answer (down, restarting, loading, a failover under way): worth another try. */
 export function isRedisUnreachable(err: unknown): boolean {
   return err instanceof Error && /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|Connection is closed|Stream isn't writeable|max retries per request|LOADING|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|READONLY/i.test(err.message);
+}
+
+/** A script call retried while Redis does not answer. */
+export function untilRedisAnswers<T>(signal: AbortSignal, request: () => Promise<T>): Promise<T> {
+  return untilAnswered(signal, request, isRedisUnreachable);
 }

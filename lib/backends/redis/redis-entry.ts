@@ -3,8 +3,8 @@ import { EntryGoneError, KindConflictError } from '../../common/backend.errors.j
 import { EXCLUSIVE, kindOfTag, kindTag, type LockKind } from '../../common/lock-kind.js';
 import { encodeOwner, type OwnerRecord } from '../../common/owner-record.js';
 import type { QueueEntry, TimedHold } from '../../interfaces/lock-backend.interface.js';
-import { untilAnswered as retried } from '../../util/retry.js';
-import { isRedisUnreachable, runScript, type RedisClient } from './redis-client.js';
+import { runScript, untilRedisAnswers, type RedisClient } from './redis-client.js';
+import { Deadline } from '../../util/deadline.js';
 import type { RedisChannels } from './redis-channels.js';
 import { ACQUIRE, OWN_LEASE, PLACE, RECORD, RELEASE, ROOM } from './redis-scripts.js';
 import { RedisSessionGoneError, type RedisSession } from './redis-session.js';
@@ -48,7 +48,7 @@ export class RedisEntry implements QueueEntry {
   async waitForTurn(signal: AbortSignal): Promise<void> {
     for (;;) {
       const turn = this.channels.turn(this.name, this.member, signal); // armed before we look
-      const [state, holderTtl] = (await untilAnswered(signal, () => this.script(PLACE, this.member))) as [number, number?];
+      const [state, holderTtl] = (await untilRedisAnswers(signal, () => this.script(PLACE, this.member))) as [number, number?];
       if (state === -1) throw new EntryGoneError();
       if (state === 1) break;
       await turn.wait(lookAgainAfter(holderTtl, this.session.ttl));
@@ -59,10 +59,10 @@ export class RedisEntry implements QueueEntry {
 
   async waitUntilFree(signal: AbortSignal): Promise<void> {
     this.inRoom = true;
-    await untilAnswered(signal, () => this.script(ROOM, this.member, 'enter', encodeOwner(this.record).toString()));
+    await untilRedisAnswers(signal, () => this.script(ROOM, this.member, 'enter', encodeOwner(this.record).toString()));
     for (;;) {
       const turn = this.channels.turn(this.name, undefined, signal);
-      if (await untilAnswered(signal, () => this.tryAcquire(true))) break;
+      if (await untilRedisAnswers(signal, () => this.tryAcquire(true))) break;
       if (this.token !== undefined) return this.waitForTurn(signal); // a retried take went in behind someone
       await turn.wait(this.session.ttl * 1000);
     }
@@ -117,8 +117,7 @@ export class RedisEntry implements QueueEntry {
 /** A hard-TTL entry: its own key with a PX TTL; the entry goes when it expires unless renewed. */
 class RedisTimedHold implements TimedHold {
   ttl = 0;
-  private validUntil = 0;
-  private timer: NodeJS.Timeout | undefined;
+  private readonly deadline = new Deadline();
   private expired = false;
 
   constructor(
@@ -127,28 +126,27 @@ class RedisTimedHold implements TimedHold {
   ) {}
 
   get isValid(): boolean {
-    return performance.now() < this.validUntil;
+    return !this.deadline.passed;
   }
 
   onDeadline(onExpired: () => void): void {
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
+    this.deadline.onPassed(() => {
       this.expired = true;
       onExpired();
-    }, Math.max(0, this.validUntil - performance.now())).unref();
+    });
   }
 
   async renew(ttl: number, onlyIfOwn = true): Promise<boolean> {
     const sentAt = performance.now();
     if (Number(await this.entry.ownLease(this.lease, ttl * 1000, onlyIfOwn)) !== 1) return false;
     this.ttl = ttl;
-    this.validUntil = sentAt + ttl * 1000 - Math.min(1000, ttl * 100);
+    this.deadline.at = sentAt + ttl * 1000 - Math.min(1000, ttl * 100);
     return true;
   }
 
   /** The entry goes now: released by its holder, or past its deadline (reported to watchers as expired). */
   async end(): Promise<void> {
-    clearTimeout(this.timer);
+    this.deadline.stop();
     await this.entry.release(this.expired ? 'ttl-expired' : 'released').catch(() => undefined);
   }
 }
@@ -157,9 +155,4 @@ class RedisTimedHold implements TimedHold {
 function lookAgainAfter(holderTtlMs: number | undefined, sessionTtl: number): number {
   const ttl = holderTtlMs !== undefined && holderTtlMs >= 0 ? holderTtlMs : sessionTtl * 1000;
   return Math.min(sessionTtl * 1000, Math.max(50, ttl + 10));
-}
-
-/** A script call retried while Redis does not answer. */
-function untilAnswered<T>(signal: AbortSignal, request: () => Promise<T>): Promise<T> {
-  return retried(signal, request, isRedisUnreachable);
 }
