@@ -336,6 +336,40 @@ export function describeConformance(name: string, target: ConformanceTarget): vo
           await Promise.all(workers.map(w => w.stop()));
         }
       }, 60_000);
+
+      it('a killed process\'s entries go by themselves, in locks nobody touches again: the watch reports its hold expired', async () => {
+        const watcher = service('abandon-watcher', { watch: { prefix: 'abandoned:' } });
+        await watcher.onModuleInit();
+        const remote = eventsOf(watcher);
+        // the watcher holds both locks the worker will wait for: its session lives on, as any running app's does
+        const busy = [await watcher.acquire('abandoned:busy'), await watcher.acquire('abandoned:busy-unfair')];
+        const worker = await target.startProcess!(prefix);
+        try {
+          await worker.request({ op: 'acquire', key: 'abandoned:held' });
+          void background(worker.request({ op: 'acquire', key: 'abandoned:busy' }));
+          void background(worker.request({ op: 'acquire', key: 'abandoned:busy-unfair', options: { fair: false } }));
+          await worker.waitForEvent(e => e.event === 'waiting' && e.key === 'abandoned:busy');
+          await worker.waitForEvent(e => e.event === 'waiting' && e.key === 'abandoned:busy-unfair');
+          for (let i = 0; i < 40 && !(await watcher.getLockInfo('abandoned:busy-unfair'))?.unfairWaiters.length; i++) await sleep(25);
+          expect((await watcher.getLockInfo('abandoned:busy'))?.waiters).toHaveLength(1);
+          expect((await watcher.getLockInfo('abandoned:busy-unfair'))?.unfairWaiters).toHaveLength(1);
+          await worker.signal('SIGKILL');
+
+          // nobody calls anything on these locks until the watch has reported the hold expired
+          const expired = () => remote.find(e => e.type === 'expired' && e.key === 'abandoned:held');
+          for (let i = 0; i < 300 && !expired(); i++) await sleep(50); // up to 15 s; the session TTL is 2 s
+          expect(expired()).toMatchObject({ origin: 'remote', reason: 'session-expired' });
+          expect(await watcher.isLocked('abandoned:held')).toBe(false);
+          const left = await watcher.listLocks('abandoned:');
+          expect(left.map(info => `${info.key} ${info.holder?.owner} ${info.waiters.length} ${info.unfairWaiters.length}`)).toEqual([
+            'abandoned:busy abandon-watcher 0 0',
+            'abandoned:busy-unfair abandon-watcher 0 0',
+          ]);
+        } finally {
+          await worker.stop();
+          await Promise.all(busy.map(lock => lock.release()));
+        }
+      }, 60_000);
     }
   });
 }

@@ -9,6 +9,9 @@
 //   w:<name>     ZSET of unfair waiters (`fair: false`), score = arrival
 //   names        SET of lock names with someone queued or waiting
 //   s:<sid>      a session, with a PX TTL; its entries are pruned once it is gone
+//   sessions     SET of the sessions that have (or had) entries; swept for gone ones
+//   e:<sid>      HASH, lock name -> how many entries the session has there (queue and room)
+//   swept        set for one session TTL by the heartbeat that swept: one sweep per TTL per namespace
 //   l:<member>   a hard-TTL entry's own life, with a PX TTL
 //   c:<sid>      the session's channel, JSON: {turn: name, member} (that entry's turn: it looks again; without a
 //                member, the first unfair waiter's), {gone: member, key, forced}
@@ -41,6 +44,21 @@ local function holders(name)
   end
   return redis.call('ZRANGE', ns .. 'q:' .. name, 0, tonumber(string.sub(kind, 2)) - 1)
 end
+-- counts a session's entries per lock name, so a sweep finds the entries of a session that is gone
+local function track(name, member, delta)
+  if delta == 0 then return end
+  local sid = sidOf(member)
+  if delta > 0 then redis.call('SADD', ns .. 'sessions', sid) end
+  if redis.call('HINCRBY', ns .. 'e:' .. sid, name, delta) > 0 then return end
+  redis.call('HDEL', ns .. 'e:' .. sid, name)
+  -- the last entry of a session that is gone: nothing is left to sweep
+  if redis.call('EXISTS', ns .. 'e:' .. sid) == 0 and redis.call('EXISTS', ns .. 's:' .. sid) == 0 then redis.call('SREM', ns .. 'sessions', sid) end
+end
+-- takes an entry out of the unfair waiters' room
+local function leaveRoom(name, member)
+  track(name, member, -redis.call('ZREM', ns .. 'w:' .. name, member))
+  if not redis.call('ZSCORE', ns .. 'q:' .. name, member) then redis.call('HDEL', ns .. 'm:' .. name, member) end
+end
 local function contains(list, value)
   for _, v in ipairs(list) do if v == value then return true end end
   return false
@@ -54,7 +72,7 @@ end
 local function remove(name, member, how)
   local forced = how == 'forced' and '1' or '0'
   local lease = redis.call('HGET', ns .. 'm:' .. name, member .. '|lease')
-  redis.call('ZREM', ns .. 'q:' .. name, member)
+  track(name, member, -redis.call('ZREM', ns .. 'q:' .. name, member))
   redis.call('HDEL', ns .. 'm:' .. name, member, member .. '|lease')
   if lease then redis.call('DEL', lease) end
   if how ~= 'released' then redis.call('PUBLISH', ns .. 'c:' .. sidOf(member), cjson.encode({gone = member, key = name, forced = forced == '1'})) end
@@ -94,12 +112,36 @@ local function prune(name)
   end
   -- unfair waiters of gone sessions leave the room too
   for _, w in ipairs(redis.call('ZRANGE', ns .. 'w:' .. name, 0, 0)) do
-    if redis.call('EXISTS', ns .. 's:' .. sidOf(w)) == 0 then
-      redis.call('ZREM', ns .. 'w:' .. name, w)
-      redis.call('HDEL', ns .. 'm:' .. name, w)
-    end
+    if redis.call('EXISTS', ns .. 's:' .. sidOf(w)) == 0 then leaveRoom(name, w) end
   end
   if removed then admitted(name, before) end
+end
+-- removes every entry of the lock whose life is gone, wherever it stands in the queue or the room
+local function tidy(name)
+  local before = holders(name)
+  for _, m in ipairs(redis.call('ZRANGE', ns .. 'q:' .. name, 0, -1)) do
+    if redis.call('EXISTS', leaseOf(name, m)) == 0 then
+      if contains(before, m) then
+        local own = redis.call('HGET', ns .. 'm:' .. name, m .. '|lease')
+        event('expired', name, m, own and 'ttl-expired' or 'session-expired')
+      end
+      remove(name, m, 'expired')
+    end
+  end
+  for _, w in ipairs(redis.call('ZRANGE', ns .. 'w:' .. name, 0, -1)) do
+    if redis.call('EXISTS', ns .. 's:' .. sidOf(w)) == 0 then leaveRoom(name, w) end
+  end
+  admitted(name, before)
+end
+-- the entries of sessions that are gone (a crashed process), in locks nobody may touch again
+local function sweep()
+  for _, sid in ipairs(redis.call('SMEMBERS', ns .. 'sessions')) do
+    if redis.call('EXISTS', ns .. 's:' .. sid) == 0 then
+      for _, name in ipairs(redis.call('HKEYS', ns .. 'e:' .. sid)) do tidy(name) end
+      -- a hard-TTL lock outlives its session: the session stays listed until that lock is gone too
+      if redis.call('EXISTS', ns .. 'e:' .. sid) == 0 then redis.call('SREM', ns .. 'sessions', sid) end
+    end
+  end
 end
 local function isHolder(name, member) return contains(holders(name), member) end
 -- ms until the first holder's session (or own TTL) would run out: when a waiter looks again without a message
@@ -144,6 +186,7 @@ end
 local before = holders(name)
 token = redis.call('INCR', KEYS[1])
 redis.call('ZADD', q, token, member)
+track(name, member, 1)
 redis.call('HSET', ns .. 'm:' .. name, member, record)
 redis.call('SADD', ns .. 'names', name)
 admitted(name, before, member)
@@ -207,12 +250,14 @@ export const ROOM = `${COMMON}
 local name, member, action = ARGV[2], ARGV[3], ARGV[4]
 if action == 'enter' then
   redis.call('HSET', ns .. 'm:' .. name, member, ARGV[5])
-  redis.call('ZADD', ns .. 'w:' .. name, 'NX', redis.call('INCR', KEYS[1]), member)
+  if not redis.call('ZSCORE', ns .. 'w:' .. name, member) then
+    redis.call('ZADD', ns .. 'w:' .. name, redis.call('INCR', KEYS[1]), member)
+    track(name, member, 1)
+  end
   redis.call('SADD', ns .. 'names', name)
   return redis.call('ZRANK', ns .. 'w:' .. name, member)
 end
-redis.call('ZREM', ns .. 'w:' .. name, member)
-if not redis.call('ZSCORE', ns .. 'q:' .. name, member) then redis.call('HDEL', ns .. 'm:' .. name, member) end
+leaveRoom(name, member)
 local first = redis.call('ZRANGE', ns .. 'w:' .. name, 0, 0)[1]
 if first then redis.call('PUBLISH', ns .. 'c:' .. sidOf(first), cjson.encode({turn = name})) end
 if redis.call('EXISTS', ns .. 'q:' .. name) == 0 and redis.call('EXISTS', ns .. 'w:' .. name) == 0 then redis.call('SREM', ns .. 'names', name) end
@@ -229,5 +274,26 @@ redis.call('HSET', ns .. 'm:' .. name, member .. '|lease', lease)
 return 1
 `;
 
-/** Keeps a session alive. KEYS[1]: the session key; ARGV[1]: ttl ms. Returns 0 if it is gone. */
-export const HEARTBEAT = `return redis.call('PEXPIRE', KEYS[1], ARGV[1])`;
+/**
+ * Keeps a session alive and, once per TTL across the namespace, sweeps the entries of sessions
+ * that are gone. ARGV: ns, sid, ttl ms. Returns 0 if the session is gone.
+ */
+export const HEARTBEAT = `${COMMON}
+local alive = redis.call('PEXPIRE', ns .. 's:' .. ARGV[2], ARGV[3])
+if redis.call('SET', ns .. 'swept', '1', 'NX', 'PX', ARGV[3]) then sweep() end
+return alive
+`;
+
+/** Ends a session: its key goes, and so does its place in the sweep if it has no entries left. ARGV: ns, sid. */
+export const CLOSE = `
+local ns, sid = ARGV[1], ARGV[2]
+redis.call('DEL', ns .. 's:' .. sid)
+if redis.call('EXISTS', ns .. 'e:' .. sid) == 0 then redis.call('SREM', ns .. 'sessions', sid) end
+return 1
+`;
+
+/** Removes what gone sessions left: in one lock (ARGV: ns, name), or in all (ARGV: ns). Returns 1. */
+export const TIDY = `${COMMON}
+if ARGV[2] then tidy(ARGV[2]) else sweep() end
+return 1
+`;

@@ -5,7 +5,7 @@ import type { BackendSession } from '../../interfaces/lock-backend.interface.js'
 import { keepAliveInterval } from '../../util/keep-alive.js';
 import { retryWithBackoff } from '../../util/retry.js';
 import { runScript, type RedisClient } from './redis-client.js';
-import { HEARTBEAT } from './redis-scripts.js';
+import { CLOSE, HEARTBEAT } from './redis-scripts.js';
 
 /** Thrown when a script finds the session key gone: the engine reports the lock lost. */
 export class RedisSessionGoneError extends Error {
@@ -72,11 +72,11 @@ export class RedisSession implements BackendSession {
     void retryWithBackoff(() => this.client.del(this.key), { initialMs: 100, maxMs: 1000, retryIf: () => !this.closed }).catch(() => undefined);
   }
 
-  /** Ends the session and deletes its key: its waiting entries are pruned by the next script that meets them. */
+  /** Ends the session and deletes its key: entries it still has are removed by the next script that meets them, or by a sweep. */
   async close(): Promise<boolean> {
     this.closed = true;
     this.end('closed');
-    return this.client.del(this.key).then(() => true, () => false);
+    return runScript(this.client, CLOSE, `${this.ns}seq`, [this.ns, this.id]).then(() => true, () => false);
   }
 
   private async heartbeat(): Promise<void> {
@@ -84,7 +84,7 @@ export class RedisSession implements BackendSession {
     const sentAt = performance.now();
     let alive: unknown;
     try {
-      alive = await runScript(this.client, HEARTBEAT, this.key, [this.ttlMs]);
+      alive = await runScript(this.client, HEARTBEAT, `${this.ns}seq`, [this.ns, this.id, this.ttlMs]);
     } catch {
       return; // Redis unreachable: the next beat tries again, the deadline decides when it is too late
     }

@@ -7,7 +7,7 @@ import type { LockHolderInfo, LockInfo, LockOwnerInfo } from '../../interfaces/l
 import { isRedisUnreachable, namespaceOf, runScript } from './redis-client.js';
 import { RedisChannels } from './redis-channels.js';
 import { RedisEntry } from './redis-entry.js';
-import { FORCE } from './redis-scripts.js';
+import { FORCE, TIDY } from './redis-scripts.js';
 import { RedisSession, RedisSessionGoneError } from './redis-session.js';
 
 /**
@@ -87,11 +87,23 @@ class RedisConnection implements BackendConnection {
   }
 
   async isLocked(name: string): Promise<boolean> {
+    await this.tidy(name);
     const res = await this.client.multi().exists(`${this.ns}q:${name}`).exists(`${this.ns}w:${name}`).exec();
     return (res ?? []).some(([, count]) => Number(count) > 0);
   }
 
   async info(name: string): Promise<LockInfo | null> {
+    await this.tidy(name);
+    return this.read(name);
+  }
+
+  /** What sessions that are gone left (a crashed process's entries), removed before a read shows it. */
+  private async tidy(name?: string): Promise<void> {
+    // a read still answers where scripts cannot write (a read-only replica, an ACL): it then shows such holders with ttlRemaining -1
+    await runScript(this.client, TIDY, `${this.ns}seq`, name === undefined ? [this.ns] : [this.ns, name]).catch(() => undefined);
+  }
+
+  private async read(name: string): Promise<LockInfo | null> {
     const res = (await this.client.multi().zrange(`${this.ns}q:${name}`, 0, -1, 'WITHSCORES').hgetall(`${this.ns}m:${name}`).zrange(`${this.ns}w:${name}`, 0, -1).exec()) ?? [];
     const [flat, records, room] = res.map(([err, value]) => {
       if (err) throw err;
@@ -127,8 +139,9 @@ class RedisConnection implements BackendConnection {
   }
 
   async list(namePrefix: string): Promise<LockInfo[]> {
+    await this.tidy();
     const names = (await this.client.smembers(`${this.ns}names`)).filter(name => name.startsWith(namePrefix)).sort();
-    const infos = await Promise.all(names.map(name => this.info(name)));
+    const infos = await Promise.all(names.map(name => this.read(name)));
     return infos.filter((info): info is LockInfo => info?.holder !== undefined);
   }
 
