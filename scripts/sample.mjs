@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `npm run sample`: builds the library and the sample app, then runs ONE replica in the
 // foreground against ETCD_ENDPOINTS (default http://127.0.0.1:2379). PORT (3000), LOCK_PREFIX,
-// LOCK_TTL, DATA_PREFIX, REPLICA and LOG_LOCK_EVENTS=1 are passed through. Ctrl-C stops it.
+// LOCK_TTL, DATA_PREFIX, REPLICA, LOG_LOCK_EVENTS=1 and LOCK_REDIS_URL (locks in that Redis) are
+// passed through. Ctrl-C stops it.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath, URL } from 'node:url';

@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { EtcdLockModule } from 'nestjs-etcd-lock';
+import { RedisBackend } from 'nestjs-etcd-lock/redis';
 import { AccountsController } from './accounts/accounts.controller.js';
 import { ConfigModule } from './config/config.module.js';
 import { SampleConfig } from './config/sample.config.js';
@@ -18,7 +19,8 @@ import { EtcdStore } from './store/etcd.store.js';
       isGlobal: true,
       inject: [SampleConfig],
       useFactory: (config: SampleConfig) => ({
-        etcd: { hosts: config.etcdEndpoints },
+        // locks in Redis when LOCK_REDIS_URL is set, else in etcd beside the data
+        ...(config.lockRedisUrl ? { backend: new RedisBackend({ url: config.lockRedisUrl }) } : { etcd: { hosts: config.etcdEndpoints } }),
         prefix: config.lockPrefix,
         ttl: config.lockTtl,
         ownerId: config.replica, // what other replicas (and etcdctl) see as the holder

@@ -13,7 +13,7 @@ async function bootstrap(): Promise<void> {
   app.enableShutdownHooks();
   await app.listen(config.port, '127.0.0.1');
   const { port } = app.getHttpServer().address() as AddressInfo;
-  new Logger('Sample').log(`replica ${config.replica} listening on http://127.0.0.1:${port} (etcd ${config.etcdEndpoints.join(',')})`);
+  new Logger('Sample').log(`replica ${config.replica} listening on http://127.0.0.1:${port} (data in etcd ${config.etcdEndpoints.join(',')}, locks in ${config.lockRedisUrl ? `Redis ${new URL(config.lockRedisUrl).host}` : 'etcd'})`);
   process.send?.({ port }); // started by the demo with an IPC channel: tell it the port (PORT=0 picks a free one)
 }
 

@@ -5,6 +5,7 @@ import { createInterface } from 'node:readline';
 
 export interface ReplicaEnv {
   ETCD_ENDPOINTS: string;
+  LOCK_REDIS_URL: string; // empty: the locks are in etcd
   LOCK_PREFIX: string;
   DATA_PREFIX: string;
   LOCK_TTL: string;
@@ -63,14 +64,14 @@ export class Replica {
     return replica;
   }
 
-  /** SIGKILL: no shutdown hooks, the lease stays in etcd until its TTL runs out. */
+  /** SIGKILL: no shutdown hooks, the session (etcd lease, Redis session key) stays until its TTL runs out. */
   async kill(): Promise<void> {
     this.alive = false;
     this.child.kill('SIGKILL');
     await this.exited;
   }
 
-  /** SIGTERM (shutdown hooks revoke the lease), SIGKILL after 5 s. */
+  /** SIGTERM (shutdown hooks end the session), SIGKILL after 5 s. */
   async stop(): Promise<void> {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return;
     this.alive = false;

@@ -1,6 +1,7 @@
 // `npm run demo`: 3 replicas of the sample app on one etcd, concurrent payments on all of them,
 // one replica SIGKILLed half way, then the invariants checked from etcd. Exits 1 on FAIL.
-// Flags: --quick (~4 s of load), --duration <s>, --orders <n>, --clients <n>. Respects ETCD_ENDPOINTS.
+// Flags: --quick (~4 s of load), --duration <s>, --orders <n>, --clients <n>, --redis (the locks
+// in a Redis, the data still in etcd). Respects ETCD_ENDPOINTS and REDIS_URL.
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,8 +11,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Etcd3 } from 'etcd3';
+import { Redis } from 'ioredis';
 import { startEtcd, type EtcdHandle } from '../../harness/etcd.js';
-import { decodeOwner } from '../../lib/common/owner-record.js';
+import { startRedis, type RedisHandle } from '../../harness/redis.js';
+import { RedisBackend } from '../../lib/backends/redis/index.js';
+import { namespaceOf } from '../../lib/backends/redis/redis-client.js';
+import { LockService } from '../../lib/engine/lock.service.js';
 import { SampleConfig } from '../../sample-app/src/config/sample.config.js';
 import { EtcdStore, type Account, type Order } from '../../sample-app/src/store/etcd.store.js';
 import { newLoadStats, pay, percentile, runClients } from './load.js';
@@ -29,6 +34,7 @@ const { values: flags } = parseArgs({
     duration: { type: 'string' },
     orders: { type: 'string' },
     clients: { type: 'string' },
+    redis: { type: 'boolean', default: false },
   },
 });
 const durationS = Number(flags.duration ?? (flags.quick ? 4 : 12));
@@ -46,21 +52,38 @@ const logDir = mkdtempSync(path.join(tmpdir(), 'nestjs-etcd-lock-demo-'));
 const log = openLog(path.join(logDir, 'replicas.log'));
 
 let etcd: EtcdHandle | undefined;
+let redis: RedisHandle | undefined;
 let admin: Etcd3 | undefined;
+let locks: LockService | undefined; // lists who holds what, through the library's own admin API
 let store: EtcdStore | undefined;
 const replicas: Replica[] = [];
 let cleaning: Promise<void> | undefined;
 
-/** Stops everything this run started: replicas (SIGTERM), its keys in etcd, etcd itself. */
+/** Stops everything this run started: replicas (SIGTERM), its keys in etcd and Redis, the servers. */
 function cleanup(): Promise<void> {
   return (cleaning ??= (async () => {
     await Promise.all(replicas.map(r => r.stop().catch(() => undefined)));
+    await locks?.close().catch(() => undefined);
     await admin?.delete().prefix(`demo-${run}/`).catch(() => undefined);
+    if (redis) await deleteRedisNamespace(redis.url, env.LOCK_PREFIX).catch(() => undefined);
     store?.onApplicationShutdown();
     admin?.close();
     await etcd?.stop().catch(() => undefined);
+    await redis?.stop().catch(() => undefined);
     log.end();
   })());
+}
+
+/** The namespace's keys, its never-expiring token counter among them: a REDIS_URL server is not ours to leave them on. */
+async function deleteRedisNamespace(url: string, prefix: string): Promise<void> {
+  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    for await (const keys of client.scanStream({ match: `${namespaceOf(prefix)}*`, count: 500 }) as AsyncIterable<string[]>) {
+      if (keys.length) await client.del(...keys);
+    }
+  } finally {
+    client.disconnect();
+  }
 }
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
@@ -76,16 +99,22 @@ async function post(replica: Replica, url: string, body: unknown): Promise<void>
 }
 
 async function main(): Promise<boolean> {
-  say(`nestjs-etcd-lock demo: ${REPLICAS} replicas of sample-app, one etcd, lock TTL ${TTL} s`);
+  const where = flags.redis ? 'locks in Redis, data in etcd' : 'locks and data in etcd';
+  say(`nestjs-etcd-lock demo: ${REPLICAS} replicas of sample-app, ${where}, lock TTL ${TTL} s`);
   etcd = await startEtcd({ log: say });
   say(`etcd: ${etcd.source === 'env' ? 'ETCD_ENDPOINTS' : 'throwaway local etcd'} ${etcd.endpoints.join(',')}`);
+  if (flags.redis) {
+    redis = await startRedis();
+    say(`redis: ${process.env.REDIS_URL ? 'REDIS_URL' : 'throwaway local redis-server'} ${redis.url}`);
+  }
   admin = new Etcd3({ hosts: etcd.endpoints });
+  locks = new LockService({ ...(redis ? { backend: new RedisBackend({ url: redis.url }) } : { client: admin }), prefix: env.LOCK_PREFIX });
   store = new EtcdStore(SampleConfig.fromEnv({ ETCD_ENDPOINTS: etcd.endpoints.join(','), ...env }));
 
   const alert = (line: string) => say(`  ! ${line}`);
-  const started = await Promise.all(
-    Array.from({ length: REPLICAS }, (_, i) => Replica.start(MAIN, `r${i + 1}`, { ETCD_ENDPOINTS: etcd!.endpoints.join(','), ...env }, log, alert)),
-  );
+  // LOCK_REDIS_URL is always set, so one inherited from the shell cannot switch the backend
+  const replicaEnv = { ETCD_ENDPOINTS: etcd.endpoints.join(','), LOCK_REDIS_URL: redis?.url ?? '', ...env };
+  const started = await Promise.all(Array.from({ length: REPLICAS }, (_, i) => Replica.start(MAIN, `r${i + 1}`, replicaEnv, log, alert)));
   replicas.push(...started);
   say(`replicas: ${replicas.map(r => `${r.name} pid ${r.pid} :${r.port}`).join(', ')}  (logs: ${log.path})`);
 
@@ -125,39 +154,33 @@ async function main(): Promise<boolean> {
   const victimStats = (await (await fetch(victim.url('/stats'))).json().catch(() => ({}))) as Counters;
   const killedAt = performance.now();
   await victim.kill(); // SIGKILL, and the process has exited: from now on it can release nothing
-  // what the victim held or waited for when it died: its queue keys (their value records its ownerId); in
-  // each lock's queue the key with the lowest create revision is the holder. Only the lease's
-  // expiry can remove these keys now.
-  const queues = new Map<string, { key: string; owner: string; revision: bigint }[]>();
-  for (const kv of (await admin.getAll().prefix(env.LOCK_PREFIX).exec()).kvs) {
-    const key = kv.key.toString();
-    const name = decodeURIComponent(key.slice(env.LOCK_PREFIX.length, key.lastIndexOf('/')));
-    queues.set(name, [...(queues.get(name) ?? []), { key, owner: decodeOwner(kv.value).owner, revision: BigInt(kv.create_revision) }]);
-  }
-  const lockKeys: string[] = [];
-  const held: string[] = [];
-  const queued: string[] = [];
-  for (const [name, keys] of queues) {
-    keys.sort((x, y) => (x.revision < y.revision ? -1 : 1));
-    keys.forEach((k, i) => {
-      if (k.owner !== victim.name) return;
-      lockKeys.push(k.key);
-      (i === 0 ? held : queued).push(name);
-    });
-  }
+  // what the victim held or waited for when it died, as `listLocks` shows it (the entries name their
+  // ownerId). Only its session's expiry can remove these entries now.
+  const victimEntries = async () => {
+    const held: string[] = [];
+    const queued: string[] = [];
+    for (const info of await locks!.listLocks()) {
+      for (const h of info.holders) if (h.owner === victim.name) held.push(info.key);
+      for (const w of [...info.waiters, ...info.unfairWaiters]) if (w.owner === victim.name) queued.push(info.key);
+    }
+    return { held, queued };
+  };
+  const { held, queued } = await victimEntries();
   const names = [...new Set(held)];
   say(
     `SIGKILL ${victim.name} (pid ${victim.pid}) at ${((killedAt - t0) / 1000).toFixed(1)} s, holding ${held.length ? held.join(', ') : 'no lock at that instant'}` +
       (queued.length ? `; queued on ${[...new Set(queued)].join(', ')}` : ''),
   );
-  let takeover = 'no keys to take over';
-  if (lockKeys.length) {
+  let takeover = 'no entries to take over';
+  const entries = held.length + queued.length;
+  if (entries) {
     for (;;) {
-      const left = await Promise.all(lockKeys.map(k => admin!.get(k).string()));
-      if (left.every(v => v === null)) break;
+      const left = await victimEntries();
+      if (!left.held.length && !left.queued.length) break;
       await sleep(25);
     }
-    takeover = `its ${lockKeys.length} lock key(s) expired ${((performance.now() - killedAt) / 1000).toFixed(2)} s after the kill (lease TTL ${TTL} s from its last keepalive); the other replicas took over`;
+    const session = redis ? `Redis session TTL ${TTL} s from its last heartbeat` : `etcd lease TTL ${TTL} s from its last keepalive`;
+    takeover = `its ${entries} queue entr${entries === 1 ? 'y' : 'ies'} expired ${((performance.now() - killedAt) / 1000).toFixed(2)} s after the kill (${session}); the other replicas took over`;
     say(`${victim.name}: ${takeover}`);
   }
 
@@ -188,6 +211,7 @@ async function main(): Promise<boolean> {
   say();
   say('──────────────────────────────── verdict ────────────────────────────────');
   row('replicas / etcd', `${REPLICAS} (${victim.name} SIGKILLed half way) / ${etcd.endpoints.join(',')}`);
+  if (redis) row('locks in', `Redis ${redis.url}`);
   row('load', `${durationS} s, ${clientCount} clients, ${orders.length} orders on ${accounts.length} accounts`);
   row('requests sent', fmt(stats.sent));
   row('  served (2xx)', `${fmt(stats.served)} (${stats.paidNow} paid it, ${fmt(stats.served - stats.paidNow)} found it already paid)`);

@@ -1,6 +1,7 @@
 // `npm run demo` must not rot: a short run (--quick, few orders, one SIGKILL) through the same
 // entry point (scripts/demo.mjs: builds the library and the sample app, then runs the demo)
-// must end in PASS with exit code 0 and every invariant printed as ok.
+// must end in PASS with exit code 0 and every invariant printed as ok, with the locks in etcd
+// and, with --redis, in a Redis.
 import { describe, expect, it } from '@jest/globals';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -8,8 +9,11 @@ import { fileURLToPath } from 'node:url';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 describe('npm run demo', () => {
-  it('--quick ends in PASS, exit code 0, with the kill and the invariants reported', async () => {
-    const child = spawn(process.execPath, ['scripts/demo.mjs', '--quick', '--orders', '20', '--clients', '4'], {
+  it.each([
+    ['etcd', []],
+    ['Redis', ['--redis']],
+  ])('--quick with the locks in %s ends in PASS, exit code 0, with the kill and the invariants reported', async (where, flags) => {
+    const child = spawn(process.execPath, ['scripts/demo.mjs', '--quick', '--orders', '20', '--clients', '4', ...flags], {
       cwd: ROOT,
       env: { ...process.env, NODE_OPTIONS: '' }, // not Jest's --experimental-vm-modules
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -23,6 +27,7 @@ describe('npm run demo', () => {
     expect(code).toBe(0);
     expect(output).toMatch(/verdict: PASS/);
     expect(output).toMatch(/SIGKILL r2/);
+    expect(output).toContain(where === 'Redis' ? 'locks in Redis, data in etcd' : 'locks and data in etcd');
     for (const invariant of [
       'every order paid exactly once',
       'balances exact',

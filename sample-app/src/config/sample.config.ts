@@ -3,7 +3,8 @@ import { hostname } from 'node:os';
 /**
  * The sample's settings, read once from the environment (no @nestjs/config needed):
  * ETCD_ENDPOINTS (comma-separated), LOCK_PREFIX, LOCK_TTL (s), DATA_PREFIX, PORT, REPLICA,
- * PAY_WORK_MS (simulated payment-gateway latency), LOG_LOCK_EVENTS=1.
+ * PAY_WORK_MS (simulated payment-gateway latency), LOG_LOCK_EVENTS=1, and LOCK_REDIS_URL: when
+ * set, the locks are kept in that Redis; the orders and accounts stay in etcd either way.
  */
 export class SampleConfig {
   constructor(
@@ -15,6 +16,7 @@ export class SampleConfig {
     readonly replica: string,
     readonly payWorkMs: number,
     readonly logLockEvents: boolean,
+    readonly lockRedisUrl?: string,
   ) {}
 
   static fromEnv(env: NodeJS.ProcessEnv = process.env): SampleConfig {
@@ -27,6 +29,7 @@ export class SampleConfig {
       env.REPLICA ?? `${hostname()}:${process.pid}`,
       Number(env.PAY_WORK_MS ?? 10),
       env.LOG_LOCK_EVENTS === '1',
+      env.LOCK_REDIS_URL || undefined,
     );
   }
 }
