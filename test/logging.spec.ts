@@ -122,7 +122,7 @@ describe('new LockService({ logger })', () => {
     await sleep(300);
     await admin.delete().prefix(`${PREFIX}deleted/`); // an admin, behind its back
     await until(() => lock.signal.aborted);
-    expect(logs.lines[1]).toEqual({ level: 'warn', message: expect.stringMatching(/^Lock "deleted" was lost: its key was deleted in etcd\..*\(reason 'key-deleted', token \d+, held \d+\.\d s\)$/) });
+    expect(logs.lines[1]).toEqual({ level: 'warn', message: expect.stringMatching(/^Lock "deleted" was lost: its key was deleted in the lock store\..*\(reason 'key-deleted', token \d+, held \d+\.\d s\)$/) });
     await plain.close();
     expect(logs.lines.slice(2)).toEqual([{ level: 'log', message: expect.stringMatching(/^Closed: 0 held lock\(s\) released, session lease [0-9a-f]+ revoked\.$/) }]);
   });

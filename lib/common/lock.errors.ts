@@ -9,20 +9,22 @@ export type LockErrorCode =
   | 'LOCK_ABORTED'
   | 'INVALID_KEY'
   | 'INVALID_OPTIONS'
+  | 'STORE_UNAVAILABLE'
   | 'ETCD_UNAVAILABLE'
+  | 'REDIS_UNAVAILABLE'
   | 'SERVICE_CLOSED';
 
 /** Why a held lock stopped being ours without a release. */
 export type LockLossReason =
-  | 'session-expired' // no keepalive was acknowledged within the TTL, or etcd reported the lease gone
-  | 'key-deleted' // someone deleted the holder's key (admin, etcdctl)
+  | 'session-expired' // no keepalive was acknowledged within the TTL, or the store reported the session gone
+  | 'key-deleted' // someone deleted the holder's key (admin, etcdctl, redis-cli)
   | 'forced' // an operator removed it with forceUnlock (the CLI's unlock)
   | 'max-hold' // held longer than its maxHold: released on purpose
   | 'ttl-expired'; // a hard-TTL lock (autoRenew: false) not renewed within its ttl
 
 const LOSS_EXPLANATIONS: Record<LockLossReason, string> = {
-  'session-expired': 'its etcd session (lease) expired',
-  'key-deleted': 'its key was deleted in etcd',
+  'session-expired': 'its session (etcd lease, Redis session key) expired',
+  'key-deleted': 'its key was deleted in the lock store',
   forced: 'an operator force-unlocked it (forceUnlock)',
   'max-hold': 'it was held longer than its maxHold and was released',
   'ttl-expired': 'its own lease ran out: renew() was not called within its ttl',
@@ -109,17 +111,43 @@ export class LockConfigurationError extends LockError {
   readonly code = 'INVALID_OPTIONS';
 }
 
-/** etcd could not be reached (or did not answer in time); worth another try later. */
-export class EtcdUnavailableError extends LockError {
-  readonly code = 'ETCD_UNAVAILABLE';
+/**
+ * The store that keeps the locks could not be reached (or did not answer in time); worth another
+ * try later. Catch this class for any backend; etcd and Redis throw the subclasses below, a
+ * backend of your own may throw it as it is (`STORE_UNAVAILABLE`). An HTTP route answers 503.
+ * @publicApi
+ */
+export class LockStoreUnavailableError extends LockError {
+  readonly code: 'STORE_UNAVAILABLE' | 'ETCD_UNAVAILABLE' | 'REDIS_UNAVAILABLE' = 'STORE_UNAVAILABLE';
+  /**
+   * @param where the store as the message names it, e.g. `etcd at http://127.0.0.1:2379`
+   * @param message what went wrong and what to check
+   */
+  constructor(
+    readonly where: string,
+    cause: unknown,
+    message = `${where} did not answer: ${cause instanceof Error ? cause.message : String(cause)}`,
+  ) {
+    super(message, { cause });
+  }
+}
+
+/** etcd could not be reached (or did not answer in time); worth another try later. @publicApi */
+export class EtcdUnavailableError extends LockStoreUnavailableError {
+  override readonly code = 'ETCD_UNAVAILABLE';
   /** @param message what went wrong and what to check; by default, the cause's own message */
   constructor(
     readonly hosts: string,
     cause: unknown,
     message = messages.ETCD_UNAVAILABLE(hosts, cause instanceof Error ? cause.message : String(cause)),
   ) {
-    super(message, { cause });
+    super(`etcd at ${hosts}`, cause, message);
   }
+}
+
+/** Redis could not be reached (or did not answer in time: down, loading, a failover under way); worth another try later. @publicApi */
+export class RedisUnavailableError extends LockStoreUnavailableError {
+  override readonly code = 'REDIS_UNAVAILABLE';
 }
 
 /** The LockService was used after `close()`. */

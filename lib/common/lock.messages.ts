@@ -92,9 +92,9 @@ export const LOG_STARTED = (where: string, prefix: string, ttl: number, leaseHex
 export const LOG_SESSION_REPLACED = (leaseHex: string, ttl: number) =>
   `New session lease ${leaseHex} (TTL ${ttl} s) in place of the one that expired.`;
 
-export const LOG_SESSION_EXPIRED = (leaseHex: string, ttl: number, locks: number) =>
-  `Session lease ${leaseHex} expired: no keepalive was acknowledged within its TTL of ${ttl} s (etcd unreachable, ` +
-  `or this process stalled), or etcd reported the lease gone. ${locks} lock(s) lost with it; the next acquire opens a new session.`;
+export const LOG_SESSION_EXPIRED = (where: string, leaseHex: string, ttl: number, locks: number) =>
+  `Session lease ${leaseHex} expired: no keepalive was acknowledged within its TTL of ${ttl} s (${where} unreachable, ` +
+  `or this process stalled), or it reported the session gone. ${locks} lock(s) lost with it; the next acquire opens a new session.`;
 
 export const LOG_LOCK_LOST = (lostMessage: string, reason: string, token: bigint | undefined, heldMs: number | undefined) =>
   `${lostMessage} (reason '${reason}'${token === undefined ? '' : `, token ${token}`}${heldMs === undefined ? '' : `, held ${(heldMs / 1000).toFixed(1)} s`})`;
@@ -102,6 +102,6 @@ export const LOG_LOCK_LOST = (lostMessage: string, reason: string, token: bigint
 export const LOG_CLOSED = (released: number, leaseHex: string | undefined) =>
   leaseHex === undefined ? 'Closed (no session was open).' : `Closed: ${released} held lock(s) released, session lease ${leaseHex} revoked.`;
 
-export const LOG_CLOSED_UNCONFIRMED = (leaseHex: string, ttl: number) =>
-  `Closed, but etcd did not confirm the revoke of session lease ${leaseHex}: its keys (and any lock whose release ` +
-  `etcd did not confirm) block others until its TTL of ${ttl} s runs out.`;
+export const LOG_CLOSED_UNCONFIRMED = (where: string, leaseHex: string, ttl: number) =>
+  `Closed, but ${where} did not confirm the end of session lease ${leaseHex}: its entries (and any lock whose release ` +
+  `was not confirmed) block others until its TTL of ${ttl} s runs out.`;

@@ -40,12 +40,12 @@ export class LockServiceLogger {
   }
 
   sessionExpired(session: SessionInfo, locksLost: number): void {
-    this.write('error', LOG_SESSION_EXPIRED(session.id, session.ttl, locksLost));
+    this.write('error', LOG_SESSION_EXPIRED(this.where, session.id, session.ttl, locksLost));
   }
 
-  /** `revoked`: etcd confirmed the revoke of the session's lease (undefined: no session was open). */
+  /** `revoked`: the store confirmed the end of the session (undefined: no session was open). */
   closed(released: number, session: SessionInfo | undefined, revoked: boolean): void {
-    if (session && !revoked) this.write('warn', LOG_CLOSED_UNCONFIRMED(session.id, session.ttl));
+    if (session && !revoked) this.write('warn', LOG_CLOSED_UNCONFIRMED(this.where, session.id, session.ttl));
     else this.write('log', LOG_CLOSED(released, session?.id));
   }
 

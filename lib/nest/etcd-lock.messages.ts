@@ -51,7 +51,7 @@ export const HANDLER_NOT_INTERCEPTED = (where: string) =>
   `A microservice connected to an HTTP app needs app.connectMicroservice(options, { inheritAppConfig: true }); ` +
   `other code should call a provider method instead of the handler.`;
 
-export const ETCD_UNAVAILABLE_FOR_CLIENTS = (retryAfterSeconds: number) =>
+export const STORE_UNAVAILABLE_FOR_CLIENTS = (retryAfterSeconds: number) =>
   `The lock service cannot reach its store right now. Retry in ${retryAfterSeconds} s.`;
 
 /** What a client is told of a server fault: the words of Nest's own filters. */

@@ -1,6 +1,6 @@
 import { HttpStatus } from '@nestjs/common';
 import { LockError, type LockErrorCode } from '../common/lock.errors.js';
-import { ETCD_UNAVAILABLE_FOR_CLIENTS, INTERNAL_ERROR } from './etcd-lock.messages.js';
+import { STORE_UNAVAILABLE_FOR_CLIENTS, INTERNAL_ERROR } from './etcd-lock.messages.js';
 
 /**
  * Seconds a client is asked to wait (HTTP `Retry-After`) before it retries a request that
@@ -44,8 +44,10 @@ export function answerLockError(err: LockError, conflictStatus: number): LockErr
     case 'LOCK_TIMEOUT':
     case 'LOCK_ALREADY_HELD':
       return answer(conflictStatus);
+    case 'STORE_UNAVAILABLE':
     case 'ETCD_UNAVAILABLE':
-      return answer(HttpStatus.SERVICE_UNAVAILABLE, ETCD_UNAVAILABLE_FOR_CLIENTS(RETRY_AFTER_SECONDS), RETRY_AFTER_SECONDS);
+    case 'REDIS_UNAVAILABLE':
+      return answer(HttpStatus.SERVICE_UNAVAILABLE, STORE_UNAVAILABLE_FOR_CLIENTS(RETRY_AFTER_SECONDS), RETRY_AFTER_SECONDS);
     default:
       return undefined;
   }

@@ -172,7 +172,7 @@ describe('Redis restarted', () => {
         holdMs: 50,
         timeoutMs: 40_000,
         expectLocksClean: () => expectRedisClean(redis),
-        expectedFailures: ['LOCK_TIMEOUT', 'LOCK_LOST', 'ETCD_UNAVAILABLE'],
+        expectedFailures: ['LOCK_TIMEOUT', 'LOCK_LOST', 'REDIS_UNAVAILABLE'],
         fault: async () => {
           await holdAnnounced(workers, 6);
           await redis.kill();

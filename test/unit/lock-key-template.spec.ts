@@ -2,7 +2,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { HttpException, type ExecutionContext } from '@nestjs/common';
 import { resolveConflictStatus, validateWithLockOptions } from '../../lib/nest/with-lock.options.js';
-import { EtcdUnavailableError, InvalidLockKeyError, LockAlreadyHeldError, LockConfigurationError, LockLostError, LockTimeoutError } from '../../lib/index.js';
+import { EtcdUnavailableError, InvalidLockKeyError, LockStoreUnavailableError, RedisUnavailableError, LockAlreadyHeldError, LockConfigurationError, LockLostError, LockTimeoutError } from '../../lib/index.js';
 import { globToRegExp } from '../../lib/nest/lock-events.explorer.js';
 import { toHttpException } from '../../lib/nest/lock-http.exception.js';
 import { compileHandlerKey, compileMethodKey, parameterNames, routeParams } from '../../lib/nest/lock-key.template.js';
@@ -142,6 +142,15 @@ describe('toHttpException', () => {
     expect(mapped.getResponse()).toEqual({ statusCode: 503, error: 'ETCD_UNAVAILABLE', message: expect.stringMatching(/Retry in 1 s/) });
     expect(JSON.stringify(mapped.getResponse())).not.toContain('etcd-1.internal');
     expect(mapped.cause).toBe(down);
+  });
+
+  it('maps an unreachable Redis, or the store of a custom backend, to the same 503 with its own code', () => {
+    for (const down of [new RedisUnavailableError('Redis at redis://cache.internal:6379', new Error('ECONNREFUSED')), new LockStoreUnavailableError('my store', new Error('down'))]) {
+      const mapped = toHttpException(down, 409, () => undefined) as HttpException;
+      expect(mapped.getStatus()).toBe(503);
+      expect(mapped.getResponse()).toEqual({ statusCode: 503, error: down.code, message: expect.stringMatching(/Retry in 1 s/) });
+      expect(JSON.stringify(mapped.getResponse())).not.toContain('internal');
+    }
   });
 });
 

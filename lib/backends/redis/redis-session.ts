@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import type { BackendSession } from '../../interfaces/lock-backend.interface.js';
 import { keepAliveInterval } from '../../util/keep-alive.js';
 import { retryWithBackoff } from '../../util/retry.js';
-import { runScript, type RedisClient } from './redis-client.js';
+import { isRedisUnreachable, runScript, type RedisClient } from './redis-client.js';
 import { CLOSE, HEARTBEAT } from './redis-scripts.js';
 
 /** Thrown when a script finds the session key gone: the engine reports the lock lost. */
@@ -30,11 +30,21 @@ export class RedisSession implements BackendSession {
   private deadlineTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
-  /** Puts the session key (NX: a retry after an unknown outcome finds its own) and starts the heartbeat. */
-  static async open(client: RedisClient, ns: string, ttl: number, record: string, onExpired: (session: RedisSession) => void): Promise<RedisSession> {
+  /**
+   * Puts the session key, retried while Redis does not answer for up to `connectTimeout` ms (NX:
+   * a retry after an unknown outcome finds its own), and starts the heartbeat.
+   */
+  static async open(client: RedisClient, ns: string, ttl: number, connectTimeout: number, record: string, onExpired: (session: RedisSession) => void): Promise<RedisSession> {
     const id = randomBytes(6).toString('hex');
-    const sentAt = performance.now();
-    await client.set(`${ns}s:${id}`, record, 'PX', ttl * 1000, 'NX');
+    const giveUpAt = performance.now() + connectTimeout;
+    let sentAt = 0;
+    await retryWithBackoff(
+      () => {
+        sentAt = performance.now(); // the deadline counts from the try that put the key
+        return client.set(`${ns}s:${id}`, record, 'PX', ttl * 1000, 'NX');
+      },
+      { initialMs: 50, maxMs: 500, retryIf: err => isRedisUnreachable(err) && performance.now() < giveUpAt },
+    );
     return new RedisSession(client, ns, id, ttl, sentAt, onExpired);
   }
 

@@ -1,5 +1,5 @@
 import { Cluster, Redis, type ClusterNode, type ClusterOptions, type RedisOptions } from 'ioredis';
-import { EtcdUnavailableError, LockConfigurationError, LockError } from '../../common/lock.errors.js';
+import { LockConfigurationError, LockError, RedisUnavailableError } from '../../common/lock.errors.js';
 import { EXCLUSIVE, holdingCount, kindOfTag, type LockKind } from '../../common/lock-kind.js';
 import { encodeOwner, ownerRecord, decodeOwner, type OwnerRecord } from '../../common/owner-record.js';
 import type { BackendConnection, BackendSettings, LockBackend, LockChange, LockWatch, QueueEntry } from '../../interfaces/lock-backend.interface.js';
@@ -34,14 +34,17 @@ export class RedisBackend implements LockBackend {
       'url' in where
         ? new Redis(where.url, { maxRetriesPerRequest: 1, ...where.options })
         : new Cluster(where.cluster, { ...where.options, redisOptions: { maxRetriesPerRequest: 1, ...where.options?.redisOptions } });
-    // ioredis prints every connection error of a client without an 'error' listener; ours reach the caller through the commands
-    client.on('error', () => undefined);
     const description = 'url' in where ? `Redis at ${where.url}` : `the Redis Cluster at ${where.cluster.map(node => (typeof node === 'object' ? `${node.host}:${node.port}` : String(node))).join(',')}`;
-    return new RedisConnection(settings, client, true, description);
+    const connection = new RedisConnection(settings, client, true, description);
+    // ioredis prints every connection error of a client without an 'error' listener; ours reach the caller through the commands, with the last one as their cause
+    client.on('error', (err: Error) => (connection.lastConnectionError = err));
+    return connection;
   }
 }
 
 class RedisConnection implements BackendConnection {
+  /** What the client last failed to connect with (ECONNREFUSED…): a command that gave up only says it ran out of retries. */
+  lastConnectionError: Error | undefined;
   private readonly ns: string;
   private readonly channels: RedisChannels;
   private attempts = 0;
@@ -60,7 +63,7 @@ class RedisConnection implements BackendConnection {
   }
 
   async openSession(onExpired: (session: RedisSession) => void): Promise<RedisSession> {
-    const session = await RedisSession.open(this.client, this.ns, this.settings.ttl, encodeOwner(ownerRecord(this.settings.ownerId)).toString(), expired => {
+    const session = await RedisSession.open(this.client, this.ns, this.settings.ttl, this.settings.connectTimeout, encodeOwner(ownerRecord(this.settings.ownerId)).toString(), expired => {
       this.channels.unfollow(`${this.ns}c:${expired.id}`);
       onExpired(expired);
     });
@@ -171,13 +174,14 @@ class RedisConnection implements BackendConnection {
 
   toLockError(err: unknown): Error {
     if (err instanceof LockError) return err;
-    const message = err instanceof Error ? err.message : String(err);
+    const own = err instanceof Error ? err.message : String(err);
+    const message = /max retries per request|Connection is closed/i.test(own) && this.lastConnectionError ? this.lastConnectionError.message : own;
     if (/^(NOAUTH|WRONGPASS|NOPERM)/.test(message)) return new LockConfigurationError(`Redis at ${this.description} refused the lock's commands: ${message}. Check the credentials and the ACL of the user (it needs EVAL, EVALSHA, SET, DEL, PEXPIRE, PTTL, EXISTS, ZRANGE, HGETALL, SMEMBERS, SUBSCRIBE on the keys and channels of the prefix).`, { cause: err });
-    return new EtcdUnavailableError(this.description, err, `${this.description} did not answer: ${message.replace(/\.+$/, '')}. Check that Redis is running and reachable.`);
+    return new RedisUnavailableError(this.description, err, `${this.description} did not answer: ${message.replace(/\.+$/, '')}. Check that Redis is running and reachable.`);
   }
 
   isUnavailable(err: unknown): boolean {
-    if (err instanceof EtcdUnavailableError) return true;
+    if (err instanceof RedisUnavailableError) return true;
     return !(err instanceof LockError) && isRedisUnreachable(err);
   }
 
