@@ -37,9 +37,10 @@ export class RedisEntry implements QueueEntry {
 
   async tryAcquire(onlyIfFree: boolean): Promise<boolean> {
     // queue, prune holders whose session is gone, and learn the place: one script call
-    const [token, holds, found] = (await this.script(ACQUIRE, this.member, onlyIfFree ? '1' : '0', encodeOwner(this.record).toString())) as [number, number?, string?];
+    const [token, holdsOrKind] = (await this.script(ACQUIRE, this.member, onlyIfFree ? '1' : '0', encodeOwner(this.record).toString())) as [number, number | string | undefined];
     if (token === -1) throw new RedisSessionGoneError();
-    if (token === -2) throw new KindConflictError(kindOfTag(found!) ?? EXCLUSIVE);
+    if (token === -2) throw new KindConflictError(kindOfTag(String(holdsOrKind)) ?? EXCLUSIVE);
+    const holds = holdsOrKind;
     if (token === 0) return false; // busy: nothing written
     this.token = BigInt(token);
     return holds === 1;
@@ -59,7 +60,8 @@ export class RedisEntry implements QueueEntry {
 
   async waitUntilFree(signal: AbortSignal): Promise<void> {
     this.inRoom = true;
-    await untilRedisAnswers(signal, () => this.script(ROOM, this.member, 'enter', encodeOwner(this.record).toString()));
+    const entered = await untilRedisAnswers(signal, () => this.script(ROOM, this.member, 'enter', encodeOwner(this.record).toString()));
+    if (Number(entered) === -1) throw new RedisSessionGoneError();
     for (;;) {
       const turn = this.channels.turn(this.name, undefined, signal);
       if (await untilRedisAnswers(signal, () => this.tryAcquire(true))) break;

@@ -9,7 +9,7 @@
 //   w:<name>     ZSET of unfair waiters (`fair: false`), score = arrival
 //   names        SET of lock names with someone queued or waiting
 //   s:<sid>      a session, with a PX TTL; its entries are pruned once it is gone
-//   sessions     SET of the sessions that have (or had) entries; swept for gone ones
+//   sessions     SET of the sessions opened; swept for gone ones
 //   e:<sid>      HASH, lock name -> how many entries the session has there (queue and room)
 //   swept        set for one session TTL by the heartbeat that swept: one sweep per TTL per namespace
 //   l:<member>   a hard-TTL entry's own life, with a PX TTL
@@ -44,35 +44,35 @@ local function holders(name)
   end
   return redis.call('ZRANGE', ns .. 'q:' .. name, 0, tonumber(string.sub(kind, 2)) - 1)
 end
--- counts a session's entries per lock name, so a sweep finds the entries of a session that is gone
-local function track(name, member, delta)
+-- counts a session's entries per lock name, so a sweep finds the entries of a session that is gone;
+-- byOwner: its own process removes it (its session lives, or the sweep will forget it)
+local function track(name, member, delta, byOwner)
   if delta == 0 then return end
   local sid = sidOf(member)
-  if delta > 0 then redis.call('SADD', ns .. 'sessions', sid) end
   if redis.call('HINCRBY', ns .. 'e:' .. sid, name, delta) > 0 then return end
   redis.call('HDEL', ns .. 'e:' .. sid, name)
   -- the last entry of a session that is gone: nothing is left to sweep
-  if redis.call('EXISTS', ns .. 'e:' .. sid) == 0 and redis.call('EXISTS', ns .. 's:' .. sid) == 0 then redis.call('SREM', ns .. 'sessions', sid) end
+  if not byOwner and redis.call('EXISTS', ns .. 's:' .. sid) == 0 and redis.call('EXISTS', ns .. 'e:' .. sid) == 0 then redis.call('SREM', ns .. 'sessions', sid) end
 end
 -- takes an entry out of the unfair waiters' room
-local function leaveRoom(name, member)
-  track(name, member, -redis.call('ZREM', ns .. 'w:' .. name, member))
+local function leaveRoom(name, member, byOwner)
+  track(name, member, -redis.call('ZREM', ns .. 'w:' .. name, member), byOwner)
   if not redis.call('ZSCORE', ns .. 'q:' .. name, member) then redis.call('HDEL', ns .. 'm:' .. name, member) end
 end
 local function contains(list, value)
   for _, v in ipairs(list) do if v == value then return true end end
   return false
 end
-local function event(kind, name, member, reason)
-  local score = redis.call('ZSCORE', ns .. 'q:' .. name, member)
-  local record = redis.call('HGET', ns .. 'm:' .. name, member) or '{}'
+local function event(kind, name, member, reason, score, record)
+  score = score or redis.call('ZSCORE', ns .. 'q:' .. name, member)
+  record = record or redis.call('HGET', ns .. 'm:' .. name, member) or '{}'
   redis.call('PUBLISH', ns .. 'events', cjson.encode({type = kind, key = name, member = member, token = score, record = record, reason = reason}))
 end
 -- removes one entry; how: released | forced | expired
 local function remove(name, member, how)
   local forced = how == 'forced' and '1' or '0'
   local lease = redis.call('HGET', ns .. 'm:' .. name, member .. '|lease')
-  track(name, member, -redis.call('ZREM', ns .. 'q:' .. name, member))
+  track(name, member, -redis.call('ZREM', ns .. 'q:' .. name, member), how == 'released')
   redis.call('HDEL', ns .. 'm:' .. name, member, member .. '|lease')
   if lease then redis.call('DEL', lease) end
   if how ~= 'released' then redis.call('PUBLISH', ns .. 'c:' .. sidOf(member), cjson.encode({gone = member, key = name, forced = forced == '1'})) end
@@ -87,10 +87,8 @@ local function admitted(name, before, caller)
     end
   end
   local waiter = redis.call('ZRANGE', ns .. 'w:' .. name, 0, 0)[1]
-  if waiter then redis.call('PUBLISH', ns .. 'c:' .. sidOf(waiter), cjson.encode({turn = name})) end
-  if redis.call('EXISTS', ns .. 'q:' .. name) == 0 and redis.call('EXISTS', ns .. 'w:' .. name) == 0 then
-    redis.call('SREM', ns .. 'names', name)
-  end
+  if waiter then redis.call('PUBLISH', ns .. 'c:' .. sidOf(waiter), cjson.encode({turn = name}))
+  elseif redis.call('EXISTS', ns .. 'q:' .. name) == 0 then redis.call('SREM', ns .. 'names', name) end
 end
 -- removes holders whose session (or own TTL) is gone, reporting each as expired, until a live one holds
 local function prune(name)
@@ -157,18 +155,30 @@ end
 
 /**
  * Queues an entry and says whether it holds. ARGV: ns, name, member, onlyIfFree ('1'), record.
- * Returns {token, holds (1/0), holder ttl}; {0} busy (nothing written); {-1} session gone;
- * {-2, kind} a kind that cannot queue with ours is queued.
+ * Returns {token, holds (1/0)}; {0} busy (nothing written); {-1} session gone; {-2, kind} a kind
+ * that cannot queue with ours is queued.
  */
 export const ACQUIRE = `${COMMON}
 local name, member, onlyIfFree, record = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local q = ns .. 'q:' .. name
 if redis.call('EXISTS', ns .. 's:' .. sidOf(member)) == 0 then return {-1} end
 prune(name)
-local token = redis.call('ZSCORE', q, member)
-if token then return {tonumber(token), isHolder(name, member) and 1 or 0, holderTtl(name)} end
-local kind = kindOf(member)
 local queue = redis.call('ZRANGE', q, 0, -1)
+if #queue == 0 then
+  -- nobody queued (the common case): ours holds at once
+  local token = redis.call('INCR', KEYS[1])
+  redis.call('ZADD', q, token, member)
+  track(name, member, 1)
+  redis.call('HSET', ns .. 'm:' .. name, member, record)
+  redis.call('SADD', ns .. 'names', name)
+  event('acquired', name, member, false, token, record)
+  return {token, 1}
+end
+local token = redis.call('ZSCORE', q, member)
+if token then
+  return {tonumber(token), isHolder(name, member) and 1 or 0}
+end
+local kind = kindOf(member)
 for _, m in ipairs(queue) do
   local other = kindOf(m)
   if (string.sub(other, 1, 1) == 's' or string.sub(kind, 1, 1) == 's') and other ~= kind then return {-2, other} end
@@ -190,7 +200,7 @@ track(name, member, 1)
 redis.call('HSET', ns .. 'm:' .. name, member, record)
 redis.call('SADD', ns .. 'names', name)
 admitted(name, before, member)
-return {token, isHolder(name, member) and 1 or 0, holderTtl(name)}
+return {token, isHolder(name, member) and 1 or 0}
 `;
 
 /** Where an entry stands. ARGV: ns, name, member. Returns {1} holds, {0, holder ttl} waits, {-1} gone. */
@@ -208,10 +218,11 @@ return {0, holderTtl(name)}
  */
 export const RELEASE = `${COMMON}
 local name, member, how = ARGV[2], ARGV[3], ARGV[4]
-if not redis.call('ZSCORE', ns .. 'q:' .. name, member) then return 0 end
+local score = redis.call('ZSCORE', ns .. 'q:' .. name, member)
+if not score then return 0 end
 local before = holders(name)
 if contains(before, member) then
-  if how == 'ttl-expired' then event('expired', name, member, 'ttl-expired') else event('released', name, member, false) end
+  if how == 'ttl-expired' then event('expired', name, member, 'ttl-expired', score) else event('released', name, member, false, score) end
 end
 remove(name, member, 'released')
 admitted(name, before)
@@ -245,10 +256,14 @@ admitted(name, before)
 return removed
 `;
 
-/** An entry enters (ARGV[4] = 'enter', ARGV[5] its record) or leaves ('leave') the unfair waiters' room. ARGV: ns, name, member. */
+/**
+ * An entry enters (ARGV[4] = 'enter', ARGV[5] its record; returns -1 if its session is gone) or
+ * leaves ('leave') the unfair waiters' room. ARGV: ns, name, member.
+ */
 export const ROOM = `${COMMON}
 local name, member, action = ARGV[2], ARGV[3], ARGV[4]
 if action == 'enter' then
+  if redis.call('EXISTS', ns .. 's:' .. sidOf(member)) == 0 then return -1 end
   redis.call('HSET', ns .. 'm:' .. name, member, ARGV[5])
   if not redis.call('ZSCORE', ns .. 'w:' .. name, member) then
     redis.call('ZADD', ns .. 'w:' .. name, redis.call('INCR', KEYS[1]), member)
@@ -257,7 +272,7 @@ if action == 'enter' then
   redis.call('SADD', ns .. 'names', name)
   return redis.call('ZRANK', ns .. 'w:' .. name, member)
 end
-leaveRoom(name, member)
+leaveRoom(name, member, true)
 local first = redis.call('ZRANGE', ns .. 'w:' .. name, 0, 0)[1]
 if first then redis.call('PUBLISH', ns .. 'c:' .. sidOf(first), cjson.encode({turn = name})) end
 if redis.call('EXISTS', ns .. 'q:' .. name) == 0 and redis.call('EXISTS', ns .. 'w:' .. name) == 0 then redis.call('SREM', ns .. 'names', name) end

@@ -41,7 +41,8 @@ export class RedisSession implements BackendSession {
     await retryWithBackoff(
       () => {
         sentAt = performance.now(); // the deadline counts from the try that put the key
-        return client.set(`${ns}s:${id}`, record, 'PX', ttl * 1000, 'NX');
+        // listed in `sessions` for the sweep that removes what it leaves if its process dies
+        return client.multi().set(`${ns}s:${id}`, record, 'PX', ttl * 1000, 'NX').sadd(`${ns}sessions`, id).exec();
       },
       { initialMs: 50, maxMs: 500, retryIf: err => isRedisUnreachable(err) && performance.now() < giveUpAt },
     );
