@@ -49,7 +49,7 @@ export class Acquirer {
    * Takes `name` in the backend: queueing when `waitTimeout` is given (or, unfair, watching
    * for it to be free), else only if it is free.
    */
-  async lock(name: string, kind: LockKind, fair: boolean, options: AcquireOptions): Promise<LockHandle | null> {
+  async lock(name: string, kind: LockKind, fair: boolean, options: AcquireOptions, onWaiting?: () => void): Promise<LockHandle | null> {
     const { waitTimeout, signal } = options;
     const wait = waitTimeout !== undefined;
     const maxHold = validateDuration('maxHold', options.maxHold ?? Infinity, true);
@@ -100,6 +100,7 @@ export class Acquirer {
           return null;
         }
         this.events.emit({ type: 'waiting', key: name });
+        onWaiting?.();
         if (fair) await entry.waitForTurn(stop.signal);
         else await entry.waitUntilFree(stop.signal);
       }

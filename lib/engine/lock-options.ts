@@ -193,6 +193,20 @@ export function resolveOwnLeaseTtl(options: { autoRenew?: unknown; ttl?: unknown
   return options.ttl === undefined ? defaultTtl : resolveTtl(options.ttl);
 }
 
+/** The `lock.name` of metrics when an acquire names none: one series for all such locks, however many keys. */
+export const DEFAULT_TELEMETRY_NAME = 'unnamed';
+/** Longest `telemetryName`: a name template, not a key. */
+const MAX_TELEMETRY_NAME_LENGTH = 200;
+
+/** Checks an acquire's `telemetryName`; the default when it has none. */
+export function resolveTelemetryName(name: unknown): string {
+  if (name === undefined) return DEFAULT_TELEMETRY_NAME;
+  if (typeof name !== 'string' || name === '' || name.length > MAX_TELEMETRY_NAME_LENGTH) {
+    throw new LockConfigurationError(INVALID_OPTION('telemetryName', `expected a name template of 1 to ${MAX_TELEMETRY_NAME_LENGTH} characters, such as 'order:<<id>>', got ${shown(name)}`));
+  }
+  return name;
+}
+
 /** The largest semaphore limit: the place of a waiter is counted by reading up to limit + 1 keys. */
 export const MAX_SEMAPHORE_LIMIT = 1000;
 

@@ -11,12 +11,13 @@ import type { LockHolderInfo, LockInfo } from '../interfaces/lock-info.interface
 import { validateLockKey } from '../common/lock-name.js';
 import { Acquirer } from './acquirer.js';
 import { Holds } from './holds.js';
-import { resolveLockKind, resolveLockOptions, validateWaitTimeout, type ResolvedLockOptions } from './lock-options.js';
+import { resolveLockKind, resolveLockOptions, resolveTelemetryName, validateWaitTimeout, type ResolvedLockOptions } from './lock-options.js';
 import { LockEvents } from './lock-events.js';
 import { LockScope } from './lock-scope.js';
 import { LockServiceLogger } from './lock-service.logger.js';
 import { HeldLockHandle, type LockHandle } from './lock.handle.js';
 import { Sessions } from './sessions.js';
+import { LockTelemetry } from '../telemetry/lock-telemetry.js';
 
 export { HOLDER_WATCH_DELAY_MS } from './holds.js';
 
@@ -42,6 +43,7 @@ export class LockService {
   private readonly holds: Holds;
   private readonly acquirer: Acquirer;
   private readonly log: LockServiceLogger;
+  private readonly telemetry: LockTelemetry;
   private readonly clusterWatch: LockWatch | undefined;
   private closed: Promise<void> | undefined;
 
@@ -53,6 +55,7 @@ export class LockService {
     this.backend = backend.connect({ prefix, ttl, connectTimeout, ownerId });
     setMaxListeners(Infinity, this.closing.signal); // every acquire in flight listens to it
     this.log = new LockServiceLogger(this.options.logger, this.backend.description, prefix);
+    this.telemetry = new LockTelemetry(this.backend.system ?? 'custom');
     this.sessions = new Sessions(this.backend, this.log, expired => this.holds.sessionExpired(expired, lost => this.log.sessionExpired(expired, lost)));
     this.events = new LockEvents(ownerId, this.sessions.ids);
     this.events$ = this.events.events$;
@@ -73,14 +76,20 @@ export class LockService {
     const name = this.prepare(key, options.signal);
     const waitTimeout = validateWaitTimeout(options.waitTimeout ?? this.options.waitTimeout);
     const { kind, fair } = resolveLockKind(options);
-    return this.acquirer.reenter(name, kind, options.reentrant) ?? (await this.acquirer.lock(name, kind, fair, { ...options, waitTimeout }))!;
+    const telemetryName = resolveTelemetryName(options.telemetryName);
+    const reentered = this.acquirer.reenter(name, kind, options.reentrant);
+    if (reentered) return reentered; // a hold of the calling context: not a new acquisition
+    return (await this.telemetry.acquire({ name: telemetryName, key: name, kind }, onWaiting => this.acquirer.lock(name, kind, fair, { ...options, waitTimeout }, onWaiting)))!;
   }
 
   /** Takes the lock only if it is free; null otherwise, and nothing is left behind in etcd. */
   async tryAcquire(key: string, options: TryAcquireOptions = {}): Promise<LockHandle | null> {
     const name = this.prepare(key, options.signal);
     const { kind } = resolveLockKind(options);
-    return this.acquirer.reenter(name, kind, options.reentrant) ?? this.acquirer.lock(name, kind, true, { ...options, waitTimeout: undefined }); // never waits
+    const telemetryName = resolveTelemetryName(options.telemetryName);
+    const reentered = this.acquirer.reenter(name, kind, options.reentrant);
+    if (reentered) return reentered;
+    return this.telemetry.acquire({ name: telemetryName, key: name, kind }, () => this.acquirer.lock(name, kind, true, { ...options, waitTimeout: undefined })); // never waits
   }
 
   /**

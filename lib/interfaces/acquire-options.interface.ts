@@ -61,6 +61,13 @@ export interface AcquireOptions {
   fair?: boolean;
   /** Seconds a hard-TTL lock (`autoRenew: false`) lasts without renew(). @default the service's ttl */
   ttl?: number;
+  /**
+   * The lock's name in metrics and span names (the `lock.name` attribute), such as
+   * `'order:<<id>>'`: a few distinct values, never the key itself, or every key becomes a time
+   * series. `@WithLock` sets it to its key template (its `Class.method` for a key function).
+   * @default 'unnamed'
+   */
+  telemetryName?: string;
 }
 
 /** Backoff between retries of an acquire while etcd is unreachable. @publicApi */

@@ -30,6 +30,8 @@ export interface BackendSettings {
 export interface BackendConnection {
   /** Where the locks are, for logs and errors: "http://127.0.0.1:2379", "memory". */
   readonly description: string;
+  /** What keeps the locks, as the `lock.backend` attribute of metrics and spans says it: "etcd", "redis", "memory". @default 'custom' */
+  readonly system?: string;
   /**
    * Opens a session: a lease or heartbeat shared by every lock of the service, with a local
    * validity deadline. `onExpired` is called once if it expires (never after `close()`).

@@ -1,6 +1,6 @@
 import { LockConfigurationError } from '../common/lock.errors.js';
 import { INVALID_OPTION } from '../common/lock.messages.js';
-import { fromString, resolveLockKind, resolveOwnLeaseTtl, resolveRetry, shown, validateDuration } from '../engine/lock-options.js';
+import { fromString, resolveLockKind, resolveOwnLeaseTtl, resolveRetry, resolveTelemetryName, shown, validateDuration } from '../engine/lock-options.js';
 import type { WithLockOptions } from '../interfaces/with-lock-options.interface.js';
 import { BAD_WITH_LOCK_OPTION } from './etcd-lock.messages.js';
 
@@ -17,6 +17,11 @@ export function validateWithLockOptions(options: WithLockOptions, where: string)
   }
   if (options.reentrant !== undefined && typeof options.reentrant !== 'boolean') throw fail('reentrant', 'must be a boolean');
   if (options.lock !== undefined && (typeof options.lock !== 'string' || options.lock === '')) throw fail('lock', 'must name an EtcdLockModule instance');
+  try {
+    resolveTelemetryName(options.telemetryName);
+  } catch (err) {
+    throw fail('telemetryName', (err as Error).message);
+  }
   try {
     resolveRetry(options.retry);
   } catch (err) {

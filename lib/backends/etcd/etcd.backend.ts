@@ -37,6 +37,7 @@ export class EtcdBackend implements LockBackend {
 
 class EtcdConnection implements BackendConnection {
   readonly description: string;
+  readonly system = 'etcd';
   private readonly inspector: LockInspector;
   private releaseWatchStream: (() => void) | undefined;
 

@@ -43,6 +43,7 @@ export class MemoryBackend implements LockBackend {
 
 class MemoryConnection implements BackendConnection {
   readonly description = 'memory';
+  readonly system = 'memory';
 
   constructor(
     private readonly store: MemoryStore,

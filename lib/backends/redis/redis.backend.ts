@@ -45,6 +45,7 @@ export class RedisBackend implements LockBackend {
 class RedisConnection implements BackendConnection {
   /** What the client last failed to connect with (ECONNREFUSED…): a command that gave up only says it ran out of retries. */
   lastConnectionError: Error | undefined;
+  readonly system = 'redis';
   private readonly ns: string;
   private readonly channels: RedisChannels;
   private attempts = 0;

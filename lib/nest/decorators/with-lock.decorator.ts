@@ -25,6 +25,11 @@ export interface WithLockMetadata {
  * or a function of the arguments. Inside the method, `LockService.current()` is the lock.
  * @publicApi
  */
-export const WithLock = (key: LockKeySource, options: WithLockOptions = {}): MethodDecorator =>
-  // the metadata first: the wrapper copies it
-  applyDecorators(SetMetadata<string, WithLockMetadata>(WITH_LOCK_METADATA, { key, options }), runUnderLock()) as MethodDecorator;
+export const WithLock =
+  (key: LockKeySource, options: WithLockOptions = {}): MethodDecorator =>
+  (target, method, descriptor) => {
+    // metrics name the lock by its template, never by a key: one series per decorated method at most
+    const telemetryName = options.telemetryName ?? (typeof key === 'string' ? key : `${target.constructor.name}.${String(method)}`);
+    // the metadata first: the wrapper copies it
+    applyDecorators(SetMetadata<string, WithLockMetadata>(WITH_LOCK_METADATA, { key, options: { ...options, telemetryName } }), runUnderLock())(target, method, descriptor);
+  };
