@@ -6,7 +6,7 @@ export default {
   testEnvironment: 'node',
   extensionsToTreatAsEsm: ['.ts'],
   // the sample app imports the package by name: under Jest, that is the sources (no build needed)
-  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1', '^nestjs-etcd-lock$': '<rootDir>/lib/index.ts', '^nestjs-etcd-lock/testing$': '<rootDir>/lib/testing/index.ts', '^nestjs-etcd-lock/redis$': '<rootDir>/lib/backends/redis/index.ts' },
+  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1', '^nestjs-etcd-lock$': '<rootDir>/lib/index.ts', '^nestjs-etcd-lock/testing$': '<rootDir>/lib/testing/index.ts', '^nestjs-etcd-lock/redis$': '<rootDir>/lib/backends/redis/index.ts', '^nestjs-etcd-lock/terminus$': '<rootDir>/lib/terminus/index.ts' },
   transform: {
     '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json' }],
   },

@@ -8,6 +8,7 @@ import { ownerRecord } from '../common/owner-record.js';
 import type { AcquireOptions } from '../interfaces/acquire-options.interface.js';
 import { AbortScope } from '../util/abort-scope.js';
 import { retryWithBackoff } from '../util/retry.js';
+import { untilAborted } from '../util/until-aborted.js';
 import type { Holds } from './holds.js';
 import { resolveOwnLeaseTtl, resolveRetry, validateDuration } from './lock-options.js';
 import type { LockEvents } from './lock-events.js';
@@ -17,6 +18,9 @@ import type { Sessions } from './sessions.js';
 
 /** How one acquire goes: re-enter a hold of the calling context, or queue in the backend. */
 export class Acquirer {
+  /** Acquires queued behind another holder now. */
+  waiting = 0;
+
   constructor(
     private readonly backend: BackendConnection,
     private readonly sessions: Sessions,
@@ -101,8 +105,13 @@ export class Acquirer {
         }
         this.events.emit({ type: 'waiting', key: name });
         onWaiting?.();
-        if (fair) await entry.waitForTurn(stop.signal);
-        else await entry.waitUntilFree(stop.signal);
+        this.waiting++;
+        try {
+          if (fair) await entry.waitForTurn(stop.signal);
+          else await entry.waitUntilFree(stop.signal);
+        } finally {
+          this.waiting--;
+        }
       }
       if (!session.isValid) throw new LockLostError(name, 'session-expired');
       stop.signal.throwIfAborted(); // lost a race against a timeout, abort or close
@@ -139,14 +148,4 @@ export class Acquirer {
     if (session?.signal.aborted || this.backend.isSessionGone(err)) return new LockLostError(name, 'session-expired');
     return this.backend.toLockError(err);
   }
-}
-
-/** Resolves with `promise`, or rejects with the signal's reason as soon as it aborts. */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
 }

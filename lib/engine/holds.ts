@@ -20,6 +20,11 @@ export const HOLDER_WATCH_DELAY_MS = 100;
 export class Holds implements HoldOwner {
   private readonly held = new Set<HeldLock>();
 
+  /** Locks held now (a re-entered lock once). */
+  get count(): number {
+    return this.held.size;
+  }
+
   constructor(
     private readonly backend: BackendConnection,
     private readonly events: LockEvents,

@@ -1,17 +1,19 @@
 import { setMaxListeners } from 'node:events';
 import type { Observable } from 'rxjs';
 import { EtcdBackend } from '../backends/etcd/index.js';
-import type { BackendConnection, LockWatch } from '../interfaces/lock-backend.interface.js';
+import type { BackendConnection, BackendSession, LockWatch } from '../interfaces/lock-backend.interface.js';
 import { LockAbortedError, LockConfigurationError, LockLostError, LockServiceClosedError } from '../common/lock.errors.js';
 import { INVALID_OPTION, OPTION_SETTINGS, type ConnectionSettings } from '../common/lock.messages.js';
 import type { AcquireOptions, TryAcquireOptions } from '../interfaces/acquire-options.interface.js';
 import type { EtcdLockModuleOptions } from '../interfaces/etcd-lock-module-options.interface.js';
 import type { LockEvent } from '../interfaces/lock-event.interface.js';
+import type { LockHealth } from '../interfaces/lock-health.interface.js';
 import type { LockHolderInfo, LockInfo } from '../interfaces/lock-info.interface.js';
 import { validateLockKey } from '../common/lock-name.js';
 import { Acquirer } from './acquirer.js';
 import { Holds } from './holds.js';
-import { resolveLockKind, resolveLockOptions, resolveTelemetryName, validateWaitTimeout, type ResolvedLockOptions } from './lock-options.js';
+import { resolveLockKind, resolveLockOptions, resolveTelemetryName, validateDuration, validateWaitTimeout, type ResolvedLockOptions } from './lock-options.js';
+import { untilAborted } from '../util/until-aborted.js';
 import { LockEvents } from './lock-events.js';
 import { LockScope } from './lock-scope.js';
 import { LockServiceLogger } from './lock-service.logger.js';
@@ -146,6 +148,35 @@ export class LockService {
   async forceUnlock(key: string): Promise<LockHolderInfo[]> {
     const name = this.prepare(key);
     return this.answer(() => this.backend.forceUnlock(name, this.options.ownerId));
+  }
+
+  /**
+   * Whether this service can take locks now, for a readiness probe: it opens a session if it
+   * has none (so a replica whose session expired gets a new one here) and asks the store once,
+   * both within `timeoutMs`. Never throws: a failure is `healthy: false` with the `problem`.
+   */
+  async health(timeoutMs = 1000): Promise<LockHealth> {
+    const timeout = validateDuration('timeoutMs', timeoutMs, false);
+    const report = (session: BackendSession | undefined, problem?: string): LockHealth => ({
+      healthy: problem === undefined,
+      ...(problem !== undefined && { problem }),
+      store: this.backend.description,
+      ...(session && { session: session.id }),
+      validForMs: !session ? 0 : Number.isFinite(session.validForMs) ? Math.round(session.validForMs) : null,
+      held: this.holds.count,
+      waiting: this.acquirer.waiting,
+    });
+    if (this.closing.signal.aborted) return report(undefined, 'the lock service is closed');
+    const deadline = AbortSignal.timeout(timeout);
+    let session: BackendSession | undefined;
+    try {
+      session = await untilAborted(this.sessions.current(), deadline);
+      await untilAborted(this.backend.checkAccess(), deadline);
+    } catch (err) {
+      const live = session?.isValid ? session : undefined;
+      return report(live, deadline.aborted ? `${this.backend.description} did not answer within ${timeout} ms` : this.backend.toLockError(err).message);
+    }
+    return session.isValid ? report(session) : report(undefined, `the session passed its deadline: no keepalive was acknowledged within its TTL of ${session.ttl} s`);
   }
 
   /** The lock held by the calling async context (the innermost withLock), if any. */

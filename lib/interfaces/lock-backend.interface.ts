@@ -71,6 +71,8 @@ export interface BackendSession {
   readonly signal: AbortSignal;
   /** True while the session can vouch for its locks; checks the clock. */
   readonly isValid: boolean;
+  /** Ms left before its local deadline if no keepalive is acknowledged meanwhile (Infinity: none); 0 once it ended. */
+  readonly validForMs: number;
   /** Declares the session lost: its locks are lost with it. */
   expire(): void;
   /** Ends it and removes its entries at once; resolves whether the backend confirmed. */

@@ -96,6 +96,10 @@ export class EtcdSession implements BackendSession {
   }
 
   /** True while the session can vouch for its locks; checks the clock, not only the timer. */
+  get validForMs(): number {
+    return this.isValid ? Math.max(0, this.validUntil - performance.now()) : 0;
+  }
+
   get isValid(): boolean {
     if (!this.ended.signal.aborted && performance.now() >= this.validUntil) this.expire();
     return !this.ended.signal.aborted;

@@ -29,6 +29,11 @@ export class MemorySession implements BackendSession {
     this.signal = this.ended.signal;
   }
 
+  /** Nothing to keep alive: no deadline until it ends. */
+  get validForMs(): number {
+    return this.isValid ? Infinity : 0;
+  }
+
   get isValid(): boolean {
     return !this.ended.signal.aborted;
   }

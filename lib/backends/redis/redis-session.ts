@@ -70,6 +70,10 @@ export class RedisSession implements BackendSession {
     return `${this.ns}s:${this.id}`;
   }
 
+  get validForMs(): number {
+    return this.isValid ? Math.max(0, this.validUntil - performance.now()) : 0;
+  }
+
   get isValid(): boolean {
     if (!this.ended.signal.aborted && performance.now() >= this.validUntil) this.expire();
     return !this.ended.signal.aborted;
