@@ -4,7 +4,7 @@ import type { EtcdCounters } from './etcd-metrics.js';
 
 export interface BenchContext {
   readonly etcd: EtcdHandle;
-  /** The Redis of the Redis cases (8–11). */
+  /** The Redis of the Redis cases (8–10). */
   readonly redis: RedisHandle;
   /** Short run on tiny sizes: the test suite runs it so the bench cannot rot. */
   readonly quick: boolean;

@@ -16,6 +16,7 @@ import { herdFree } from './cases/herd-free.case.js';
 import { scale } from './cases/scale.case.js';
 import { decoratorOverhead } from './cases/decorator-overhead.case.js';
 import { hotKey } from './cases/hot-key.case.js';
+import { telemetryOverhead } from './cases/telemetry-overhead.case.js';
 
 export const CASES: Record<string, BenchCase> = {
   '1': uncontendedCycle,
@@ -28,6 +29,7 @@ export const CASES: Record<string, BenchCase> = {
   '8': redisUncontended,
   '9': redisHandoff,
   '10': redisHerdFree,
+  '11': telemetryOverhead,
 };
 
 const fmt = (x: number | undefined, digits = 2) => (x === undefined || Number.isNaN(x) ? '' : x.toFixed(digits));

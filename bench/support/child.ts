@@ -26,13 +26,16 @@ export class BenchChild {
     });
   }
 
-  /** Starts a worker connected to `endpoints`; `exposeGc` gives it global.gc(). */
-  static start(endpoints: string[], options: { exposeGc?: boolean } = {}): Promise<BenchChild> {
+  /**
+   * Starts a worker connected to `endpoints`; `exposeGc` gives it global.gc(); `openTelemetry`
+   * registers the SDK in it first ('context': only its context manager).
+   */
+  static start(endpoints: string[], options: { exposeGc?: boolean; openTelemetry?: 'sdk' | 'context' } = {}): Promise<BenchChild> {
     const child = fork(WORKER, [], {
       cwd: ROOT,
       execArgv: [...(options.exposeGc ? ['--expose-gc'] : []), '--import', 'tsx'],
       serialization: 'advanced',
-      env: { ...process.env, ETCD_ENDPOINTS: endpoints.join(','), NODE_OPTIONS: '' },
+      env: { ...process.env, ETCD_ENDPOINTS: endpoints.join(','), NODE_OPTIONS: '', BENCH_OTEL: options.openTelemetry ?? '' },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     const worker = new BenchChild(child);

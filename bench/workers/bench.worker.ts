@@ -13,6 +13,7 @@ export type WorkerCommand =
   | { op: 'contend'; subject: ContendSubject; key: string; waiters: number; holds: number; holdMs: number }
   | { op: 'scale'; prefix: string; locks: number; concurrency: number }
   | { op: 'hot-key'; key: string; waiters: number; durationMs: number; holdMs: number; fair: boolean }
+  | { op: 'cycles'; key: string; cycles: number; warmUp: number }
   | { op: 'close' };
 
 /** What the scale command measured in this process. */
@@ -29,6 +30,9 @@ export interface ScaleResult {
   leasesInEtcdBefore: number;
   leasesInEtcdHeld: number;
 }
+
+// BENCH_OTEL=sdk (or =context): the OpenTelemetry SDK is registered before the LockService is made, as an app's instrumentation file does
+if (process.env.BENCH_OTEL) await import('../support/otel-sdk.js');
 
 const hosts = process.env.ETCD_ENDPOINTS!.split(',');
 const client = createEtcdClient({ hosts });
@@ -110,6 +114,18 @@ async function run(command: WorkerCommand): Promise<unknown> {
       return scale(command.prefix, command.locks, command.concurrency);
     case 'hot-key':
       return runHotKey(locks, command.key, command.waiters, command.durationMs, command.holdMs, command.fair) satisfies Promise<HotHold[]>;
+    case 'cycles': {
+      // case 1's loop: sequential acquire + release of one key; the time of each cycle, in ms
+      const cycle = cycleOf('ours', client, locks);
+      for (let i = 0; i < command.warmUp; i++) await cycle(command.key);
+      const samples: number[] = [];
+      for (let i = 0; i < command.cycles; i++) {
+        const t = performance.now();
+        await cycle(command.key);
+        samples.push(performance.now() - t);
+      }
+      return samples;
+    }
     case 'close':
       await locks.close();
       client.close();

@@ -33,7 +33,7 @@ export function createLockInstruments(meter: Meter): LockInstruments {
     holdTime: meter.createHistogram('lock.hold_time', { ...seconds, description: 'Time a lock was held, from acquired to released or lost.' }),
     held: meter.createUpDownCounter('lock.held', { unit: '{lock}', description: 'Locks held by this process.' }),
     pending: meter.createUpDownCounter('lock.pending_requests', { unit: '{request}', description: 'Acquires of this process queued behind another holder.' }),
-    acquisitions: meter.createCounter('lock.acquisitions', { unit: '{acquisition}', description: 'Acquires that ended, by lock.outcome: acquired, timeout, skipped (busy, not waited for), failed.' }),
+    acquisitions: meter.createCounter('lock.acquisitions', { unit: '{acquisition}', description: 'Acquires that ended, by lock.outcome: acquired, timeout, skipped (busy, not waited for), failed; lock.contended: whether it queued behind another holder.' }),
     losses: meter.createCounter('lock.losses', { unit: '{loss}', description: 'Held locks that ended without a release, by lock.loss.reason.' }),
   };
 }

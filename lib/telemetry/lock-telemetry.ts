@@ -61,7 +61,7 @@ export class LockTelemetry {
     } finally {
       if (waiting) instruments.pending.add(-1, attributes);
       instruments.waitTime.record((performance.now() - startedAt) / 1000, { ...attributes, 'lock.outcome': outcome });
-      instruments.acquisitions.add(1, { ...attributes, 'lock.outcome': outcome });
+      instruments.acquisitions.add(1, { ...attributes, 'lock.outcome': outcome, 'lock.contended': waiting });
       span.setAttribute('lock.outcome', outcome);
       if (lock) span.setAttribute('lock.token', lock.token.toString());
       span.end();

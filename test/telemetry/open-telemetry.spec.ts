@@ -116,6 +116,9 @@ describe.each(backends)('OpenTelemetry on %s', (backend, where, expectClean) => 
     expect(acquisitions.descriptor).toMatchObject({ unit: '{acquisition}' });
     const total = (name: string, match: Record<string, string>) => pointsOf(after.get(name), { ...base, ...match }).reduce((n, p) => n + Number(p.value), 0);
     expect(total('lock.acquisitions', { 'lock.name': 'order:<<id>>', 'lock.outcome': 'acquired' }) - acquiredBefore).toBe(2);
+    // the waiter's acquire queued behind the holder; the holder's did not
+    const contended = pointsOf(after.get('lock.acquisitions'), { ...base, 'lock.name': 'order:<<id>>', 'lock.outcome': 'acquired' }).filter(p => p.attributes['lock.contended'] === true);
+    expect(contended.map(p => p.value)).toEqual([1]);
     expect(total('lock.acquisitions', { 'lock.name': 'unnamed', 'lock.outcome': 'timeout' })).toBe(1);
     expect(total('lock.acquisitions', { 'lock.name': 'unnamed', 'lock.outcome': 'skipped' })).toBe(1);
     expect(total('lock.losses', { 'lock.name': 'unnamed', 'lock.loss.reason': 'forced' })).toBe(1);
