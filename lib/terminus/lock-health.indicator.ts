@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { HealthIndicatorService, type HealthIndicatorResult } from '@nestjs/terminus';
 import { LockService } from '../engine/lock.service.js';
 
@@ -20,9 +20,10 @@ export interface LockHealthCheckOptions {
  */
 @Injectable()
 export class LockHealthIndicator {
+  // explicit tokens: apps built without decorator metadata (esbuild, tsx, SWC) inject them too
   constructor(
-    private readonly indicators: HealthIndicatorService,
-    private readonly locks: LockService,
+    @Inject(HealthIndicatorService) private readonly indicators: HealthIndicatorService,
+    @Inject(LockService) private readonly locks: LockService,
   ) {}
 
   async isHealthy<const Key extends string>(key: Key, options: LockHealthCheckOptions = {}): Promise<HealthIndicatorResult<Key>> {

@@ -1,6 +1,8 @@
 import { Module } from '@nestjs/common';
+import { TerminusModule } from '@nestjs/terminus';
 import { EtcdLockModule } from 'nestjs-etcd-lock';
 import { RedisBackend } from 'nestjs-etcd-lock/redis';
+import { LockHealthIndicator } from 'nestjs-etcd-lock/terminus';
 import { AccountsController } from './accounts/accounts.controller.js';
 import { ConfigModule } from './config/config.module.js';
 import { SampleConfig } from './config/sample.config.js';
@@ -11,10 +13,13 @@ import { PaymentsService } from './payments/payments.service.js';
 import { StatsController } from './stats/stats.controller.js';
 import { StatsService } from './stats/stats.service.js';
 import { EtcdStore } from './store/etcd.store.js';
+import { HealthController } from './health/health.controller.js';
+import { MetricsController } from './telemetry/metrics.controller.js';
 
 @Module({
   imports: [
     ConfigModule,
+    TerminusModule.forRoot({ logger: false }),
     EtcdLockModule.forRootAsync({
       isGlobal: true,
       inject: [SampleConfig],
@@ -27,7 +32,7 @@ import { EtcdStore } from './store/etcd.store.js';
       }),
     }),
   ],
-  controllers: [OrdersController, AccountsController, StatsController],
-  providers: [EtcdStore, PaymentsService, SettlementJob, LockEventsListener, StatsService],
+  controllers: [OrdersController, AccountsController, StatsController, HealthController, MetricsController],
+  providers: [EtcdStore, PaymentsService, SettlementJob, LockEventsListener, StatsService, LockHealthIndicator],
 })
 export class AppModule {}

@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import './telemetry/instrumentation.js'; // first: the OpenTelemetry SDK before the lock service
 import type { AddressInfo } from 'node:net';
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';

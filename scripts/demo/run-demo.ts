@@ -19,6 +19,7 @@ import { namespaceOf } from '../../lib/backends/redis/redis-client.js';
 import { LockService } from '../../lib/engine/lock.service.js';
 import { SampleConfig } from '../../sample-app/src/config/sample.config.js';
 import { EtcdStore, type Account, type Order } from '../../sample-app/src/store/etcd.store.js';
+import { summarizeLockWaits } from './lock-metrics.js';
 import { newLoadStats, pay, percentile, runClients } from './load.js';
 import { openLog, Replica } from './replica.process.js';
 import { checkInvariants, type Invariant } from './verdict.js';
@@ -152,6 +153,7 @@ async function main(): Promise<boolean> {
   const victim = replicas[1];
   type Counters = Record<string, number>;
   const victimStats = (await (await fetch(victim.url('/stats'))).json().catch(() => ({}))) as Counters;
+  const victimMetrics = await (await fetch(victim.url('/metrics'))).text().catch(() => ''); // what it counted until now
   const killedAt = performance.now();
   await victim.kill(); // SIGKILL, and the process has exited: from now on it can release nothing
   // what the victim held or waited for when it died, as `listLocks` shows it (the entries name their
@@ -201,6 +203,8 @@ async function main(): Promise<boolean> {
   await sleep(1_600); // minHold of the last job ticks
 
   const replicaStats = await Promise.all(survivors.map(async r => (await (await fetch(r.url('/stats'))).json()) as Counters));
+  const waits = summarizeLockWaits([victimMetrics, ...(await Promise.all(survivors.map(async r => (await fetch(r.url('/metrics'))).text())))], 'order:<<id>>');
+  const health = await Promise.all(survivors.map(async r => `${r.name} ${(await fetch(r.url('/health'))).status}`));
   const { invariants, jobs, paidBy } = await checkInvariants(admin, store, { accounts, orders }, { fromTick, toTick });
   const victimOrders = names.filter(n => n.startsWith('order:')).map(n => n.slice('order:'.length));
   const sorted = [...stats.latenciesMs].sort((a, b) => a - b);
@@ -220,6 +224,8 @@ async function main(): Promise<boolean> {
   row('  cut off by the kill', `${stats.cutByKill} (in flight to ${victim.name} when it died)`);
   row('  final sweep', `${sweep.sent} requests for orders released at the end`);
   row('pay latency (lock wait + work)', `p50 ${ms(percentile(sorted, 50))}  p99 ${ms(percentile(sorted, 99))}  max ${ms(sorted.at(-1) ?? NaN)}`);
+  row('lock wait, order:<<id>> (/metrics)', `p50 ${ms(waits.p50Ms)}  p99 ${ms(waits.p99Ms)} (bucket estimates); ${fmt(waits.contended)} of ${fmt(waits.acquired)} acquisitions queued behind another holder`);
+  row('/health (Terminus)', health.join(', '));
   row('takeover after SIGKILL', takeover);
   if (victimOrders.length) row(`  orders ${victim.name} held`, victimOrders.map(id => `${id} → paid by ${paidBy.get(id) ?? '?'}`).join(', '));
   row('job ticks', `${jobs.ticks} run, ${jobs.missing} second(s) of the load without a run, ${sum('jobSkips')} skips`);
