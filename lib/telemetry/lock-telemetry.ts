@@ -2,12 +2,17 @@ import type { Attributes, Context, Tracer } from '@opentelemetry/api';
 import { performance } from 'node:perf_hooks';
 import { LockLostError, LockTimeoutError } from '../common/lock.errors.js';
 import type { LockKind } from '../common/lock-kind.js';
-import type { LockHandle } from '../engine/lock.handle.js';
 import { createLockInstruments, INSTRUMENTATION_SCOPE, type LockInstruments } from './lock-instruments.js';
 import { openTelemetryApi, type OpenTelemetryApi } from './open-telemetry.api.js';
 
 /** How an acquire ended, as `lock.outcome` says it. */
 export type AcquireOutcome = 'acquired' | 'timeout' | 'skipped' | 'failed';
+
+/** What telemetry follows of a held lock (a LockHandle): its token, and its signal, aborted when the hold ends. */
+export interface FollowedHold {
+  readonly token: bigint;
+  readonly signal: AbortSignal;
+}
 
 /** What an acquire is about: `name` is the bounded one (a template), `key` the lock itself. */
 export interface AcquireTarget {
@@ -35,7 +40,7 @@ export class LockTelemetry {
    * Runs an acquire (`take`, told when it starts to wait) in a span that is a child of the
    * caller's active span, records its wait and outcome, and follows the hold it returns.
    */
-  async acquire(target: AcquireTarget, take: (onWaiting: () => void) => Promise<LockHandle | null>): Promise<LockHandle | null> {
+  async acquire<H extends FollowedHold>(target: AcquireTarget, take: (onWaiting: () => void) => Promise<H | null>): Promise<H | null> {
     if (!this.on) return take(() => undefined);
     const { otel, instruments, tracer } = this.on;
     const attributes: Attributes = { 'lock.name': target.name, 'lock.kind': target.kind.mode, 'lock.backend': this.backend };
@@ -48,7 +53,7 @@ export class LockTelemetry {
       instruments.pending.add(1, attributes);
     };
     let outcome: AcquireOutcome = 'failed';
-    let lock: LockHandle | null = null;
+    let lock: H | null = null;
     try {
       lock = await otel.context.with(otel.trace.setSpan(caller, span), () => take(onWaiting));
       outcome = lock ? 'acquired' : 'skipped';
@@ -70,7 +75,7 @@ export class LockTelemetry {
   }
 
   /** A hold: counted while held, timed, its loss counted and recorded on its span. */
-  private follow({ otel, instruments, tracer }: NonNullable<LockTelemetry['on']>, lock: LockHandle, target: AcquireTarget, attributes: Attributes, caller: Context): void {
+  private follow({ otel, instruments, tracer }: NonNullable<LockTelemetry['on']>, lock: FollowedHold, target: AcquireTarget, attributes: Attributes, caller: Context): void {
     instruments.held.add(1, attributes);
     const span = tracer.startSpan(`lock.hold ${target.name}`, { attributes: { ...attributes, 'lock.key': target.key, 'lock.token': lock.token.toString() } }, caller);
     const startedAt = performance.now();
