@@ -8,7 +8,7 @@ describe('bench (quick)', () => {
   it('runs every case with finite figures and the stated RPC counts', async () => {
     const results = await runBench({ quick: true, log: () => undefined });
     const byId = (id: string): CaseResult => results.find(r => r.id === id)!;
-    expect(results.map(r => r.id)).toEqual(['1', '2', '3', '4', '5', '6', '7', '8', '9', '10']);
+    expect(results.map(r => r.id)).toEqual(['1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11']);
 
     for (const result of results) {
       expect(result.subjects.length).toBeGreaterThan(0);
@@ -44,6 +44,9 @@ describe('bench (quick)', () => {
 
     // case 10: on Redis, the PUBLISHes per release do not grow with the number of waiters
     expect(byId('10').targets[0]).toMatchObject({ target: expect.stringContaining('constant PUBLISHes'), met: true });
+
+    // case 11: the same loop without and with OpenTelemetry, in three processes
+    expect(byId('11').subjects.map(s => s.subject)).toEqual(['no SDK registered', 'context manager only', 'OpenTelemetry SDK registered']);
 
     // case 5: every held lock on one lease
     const lease = byId('5').targets.find(t => t.target.includes('1 lease'))!;

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import type { BackendConnection, BackendSession } from '../interfaces/lock-backend.interface.js';
+import type { BackendConnection, BackendSession, QueueEntry } from '../interfaces/lock-backend.interface.js';
 import { KindConflictError, EntryGoneError } from '../common/backend.errors.js';
 import { canQueueTogether, covers, describeKind, type LockKind } from '../common/lock-kind.js';
 import { LockAbortedError, LockAlreadyHeldError, LockConfigurationError, LockLostError, LockNotHeldError, LockServiceClosedError, LockTimeoutError } from '../common/lock.errors.js';
@@ -81,49 +81,68 @@ export class Acquirer {
       });
     const failure = (err: unknown, session: BackendSession | undefined) =>
       this.acquireError(err, name, performance.now() - startedAt, session, outer.timedOut, signal, unavailable);
-    let session: BackendSession;
-    try {
-      // the first session is bounded by connectTimeout (its opening retries within it); a later one, after an outage, is retried within the wait
-      const opening = this.sessions.connected ? retrying(() => this.sessions.current(), outer.signal) : this.sessions.current();
-      session = await untilAborted(opening, outer.signal);
-    } catch (err) {
-      outer.dispose();
-      throw failure(err, undefined);
-    }
-    const stop = new AbortScope([outer.signal, session.signal]);
-    const entry = this.backend.entry(session, name, kind, ownerRecord(this.settings.ownerId));
-    try {
-      // one entry for every try: a retried enqueue finds its own entry instead of queueing twice
-      const enqueue = retrying(() => entry.tryAcquire(!wait || !fair), stop.signal);
-      // do not wait out a slow backend past the deadline; the entry is removed once the answer comes
-      enqueue.catch(() => undefined).finally(() => stop.signal.aborted && this.holds.discard(entry, session));
-      if (!(await untilAborted(enqueue, stop.signal))) {
-        if (!wait) {
-          if (entry.token !== undefined) await this.holds.discard(entry, session); // a retried try found its own entry behind another
-          else entry.wroteNothing();
-          return null;
-        }
-        this.events.emit({ type: 'waiting', key: name });
-        onWaiting?.();
-        this.waiting++;
-        try {
-          if (fair) await entry.waitForTurn(stop.signal);
-          else await entry.waitUntilFree(stop.signal);
-        } finally {
-          this.waiting--;
-        }
+    const openSession = async (): Promise<BackendSession> => {
+      try {
+        // the first session is bounded by connectTimeout (its opening retries within it); a later one, after an outage, is retried within the wait
+        const opening = this.sessions.connected ? retrying(() => this.sessions.current(), outer.signal) : this.sessions.current();
+        return await untilAborted(opening, outer.signal);
+      } catch (err) {
+        outer.dispose();
+        throw failure(err, undefined);
       }
-      if (!session.isValid) throw new LockLostError(name, 'session-expired');
-      stop.signal.throwIfAborted(); // lost a race against a timeout, abort or close
-    } catch (err) {
-      await this.holds.discard(entry, session); // no entry is left behind, on any failure path
-      if (this.backend.isSessionGone(err)) session.expire(); // the backend says the session is gone
-      if (err instanceof KindConflictError) throw new LockConfigurationError(LOCK_KIND_CONFLICT(name, describeKind(kind), describeKind(err.found)));
-      throw failure(err, session);
-    } finally {
-      stop.dispose();
-      outer.dispose();
+    };
+    let session = await openSession();
+    let entry: QueueEntry;
+    for (let renewed = false; ; renewed = true) {
+      const stop = new AbortScope([outer.signal, session.signal]);
+      entry = this.backend.entry(session, name, kind, ownerRecord(this.settings.ownerId));
+      let queued = false;
+      try {
+        // one entry for every try: a retried enqueue finds its own entry instead of queueing twice
+        const enqueue = retrying(() => entry.tryAcquire(!wait || !fair), stop.signal);
+        // do not wait out a slow backend past the deadline; the entry is removed once the answer comes
+        const current = { entry, session };
+        enqueue.catch(() => undefined).finally(() => stop.signal.aborted && this.holds.discard(current.entry, current.session));
+        const holds = await untilAborted(enqueue, stop.signal);
+        queued = true;
+        if (!holds) {
+          if (!wait) {
+            if (entry.token !== undefined) await this.holds.discard(entry, session); // a retried try found its own entry behind another
+            else entry.wroteNothing();
+            outer.dispose();
+            return null;
+          }
+          this.events.emit({ type: 'waiting', key: name });
+          onWaiting?.();
+          this.waiting++;
+          try {
+            if (fair) await entry.waitForTurn(stop.signal);
+            else await entry.waitUntilFree(stop.signal);
+          } finally {
+            this.waiting--;
+          }
+        }
+        if (!session.isValid) throw new LockLostError(name, 'session-expired');
+        stop.signal.throwIfAborted(); // lost a race against a timeout, abort or close
+        break;
+      } catch (err) {
+        await this.holds.discard(entry, session); // no entry is left behind, on any failure path
+        if (this.backend.isSessionGone(err)) session.expire(); // the backend says the session is gone
+        // the session ended before this acquire queued anything: it held nothing and lost nothing,
+        // so it queues again on a new session, once
+        if (session.signal.aborted && !queued && !renewed && !outer.signal.aborted) {
+          stop.dispose();
+          session = await openSession();
+          continue;
+        }
+        outer.dispose();
+        if (err instanceof KindConflictError) throw new LockConfigurationError(LOCK_KIND_CONFLICT(name, describeKind(kind), describeKind(err.found)));
+        throw failure(err, session);
+      } finally {
+        stop.dispose();
+      }
     }
+    outer.dispose();
     const held = await this.holds.start(name, entry, session, { minHold, maxHold, ownTtl, waitedMs: performance.now() - startedAt });
     return new HeldLockHandle(held, this.holds);
   }

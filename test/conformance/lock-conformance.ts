@@ -292,6 +292,20 @@ export function describeConformance(name: string, target: ConformanceTarget): vo
       await again.release();
     });
 
+    it('an acquire that finds its session gone before it queued gets the lock on a new session', async () => {
+      const a = service('renew-a');
+      const held = await a.acquire('renew-1');
+      const lost = lostOf(held);
+      const first = (await a.getLockInfo('renew-1'))!.holder!;
+      await target.expireSession(first); // behind its back: the service may not know yet
+      const next = await a.acquire('renew-2', { waitTimeout: 5_000 });
+      expect(next.token).toBeGreaterThan(held.token);
+      expect((await a.getLockInfo('renew-2'))!.holder!.lease).not.toBe(first.lease);
+      expect(await lost).toBeInstanceOf(LockLostError);
+      await next.release();
+      await held.release();
+    });
+
     it('the watch reports other services\' locks: acquired, released, and a force-unlock as lost', async () => {
       const watcher = service('watcher', { watch: { prefix: 'watched:' } });
       await watcher.onModuleInit();

@@ -275,10 +275,11 @@ describe('@WithLock on a provider method (wrapped at bootstrap)', () => {
     expect(payments.charge.length).toBe(2);
     expect(Reflect.getMetadata('fixture:audited', payments.charge)).toBe(true);
     expect(app.get(Reflector).get('fixture:audited', payments.charge)).toBe(true);
-    expect(Reflect.getMetadata('etcd-lock:with_lock', payments.charge)).toEqual({ key: 'payment:<<orderId>>', options: {} });
+    // the options as given, and the name metrics know the lock by: its key template
+    expect(Reflect.getMetadata('etcd-lock:with_lock', payments.charge)).toEqual({ key: 'payment:<<orderId>>', options: { telemetryName: 'payment:<<orderId>>' } });
     expect(Reflect.getMetadata('etcd-lock:with_lock', payments.runJob)).toEqual({
       key: 'job:<<0>>',
-      options: { onContention: 'skip', minHold: 300 },
+      options: { onContention: 'skip', minHold: 300, telemetryName: 'job:<<0>>' },
     });
   });
 });

@@ -131,14 +131,15 @@ local function tidy(name)
   end
   admitted(name, before)
 end
+-- the entries of a session whose key is gone; a hard-TTL lock outlives its session, which stays listed until that lock is gone too
+local function dropSession(sid)
+  for _, name in ipairs(redis.call('HKEYS', ns .. 'e:' .. sid)) do tidy(name) end
+  if redis.call('EXISTS', ns .. 'e:' .. sid) == 0 then redis.call('SREM', ns .. 'sessions', sid) end
+end
 -- the entries of sessions that are gone (a crashed process), in locks nobody may touch again
 local function sweep()
   for _, sid in ipairs(redis.call('SMEMBERS', ns .. 'sessions')) do
-    if redis.call('EXISTS', ns .. 's:' .. sid) == 0 then
-      for _, name in ipairs(redis.call('HKEYS', ns .. 'e:' .. sid)) do tidy(name) end
-      -- a hard-TTL lock outlives its session: the session stays listed until that lock is gone too
-      if redis.call('EXISTS', ns .. 'e:' .. sid) == 0 then redis.call('SREM', ns .. 'sessions', sid) end
-    end
+    if redis.call('EXISTS', ns .. 's:' .. sid) == 0 then dropSession(sid) end
   end
 end
 local function isHolder(name, member) return contains(holders(name), member) end
@@ -299,11 +300,13 @@ if redis.call('SET', ns .. 'swept', '1', 'NX', 'PX', ARGV[3]) then sweep() end
 return alive
 `;
 
-/** Ends a session: its key goes, and so does its place in the sweep if it has no entries left. ARGV: ns, sid. */
-export const CLOSE = `
-local ns, sid = ARGV[1], ARGV[2]
-redis.call('DEL', ns .. 's:' .. sid)
-if redis.call('EXISTS', ns .. 'e:' .. sid) == 0 then redis.call('SREM', ns .. 'sessions', sid) end
+/**
+ * Ends a session (closed, or expired as its process saw it): its key goes, and so do the entries
+ * it still has (a lost lock's, reported expired to watchers). ARGV: ns, sid.
+ */
+export const END_SESSION = `${COMMON}
+redis.call('DEL', ns .. 's:' .. ARGV[2])
+dropSession(ARGV[2])
 return 1
 `;
 

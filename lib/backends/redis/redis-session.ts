@@ -5,7 +5,7 @@ import type { BackendSession } from '../../interfaces/lock-backend.interface.js'
 import { keepAliveInterval } from '../../util/keep-alive.js';
 import { retryWithBackoff } from '../../util/retry.js';
 import { isRedisUnreachable, runScript, type RedisClient } from './redis-client.js';
-import { CLOSE, HEARTBEAT } from './redis-scripts.js';
+import { END_SESSION, HEARTBEAT } from './redis-scripts.js';
 
 /** Thrown when a script finds the session key gone: the engine reports the lock lost. */
 export class RedisSessionGoneError extends Error {
@@ -83,15 +83,19 @@ export class RedisSession implements BackendSession {
     if (this.ended.signal.aborted) return;
     this.end('expired');
     this.onExpired(this);
-    // the key may live on (a pause of ours, not of Redis): remove it once Redis answers
-    void retryWithBackoff(() => this.client.del(this.key), { initialMs: 100, maxMs: 1000, retryIf: () => !this.closed }).catch(() => undefined);
+    // the key and our entries may live on (a pause of ours, not of Redis): remove them once Redis answers
+    void retryWithBackoff(() => this.endInRedis(), { initialMs: 100, maxMs: 1000, retryIf: () => !this.closed }).catch(() => undefined);
   }
 
-  /** Ends the session and deletes its key: entries it still has are removed by the next script that meets them, or by a sweep. */
+  /** Ends the session: its key and the entries it still has go. */
   async close(): Promise<boolean> {
     this.closed = true;
     this.end('closed');
-    return runScript(this.client, CLOSE, `${this.ns}seq`, [this.ns, this.id]).then(() => true, () => false);
+    return this.endInRedis().then(() => true, () => false);
+  }
+
+  private endInRedis(): Promise<unknown> {
+    return runScript(this.client, END_SESSION, `${this.ns}seq`, [this.ns, this.id]);
   }
 
   private async heartbeat(): Promise<void> {
