@@ -8,6 +8,7 @@ import { encodeOwner, type OwnerRecord } from '../../common/owner-record.js';
 import { watchHeldKey } from './holder-watch.js';
 import { QueuePlace, sameBlocker, type Blocker } from './queue-place.js';
 import type { QueueSlot } from './queue-slots.js';
+import type { TxnBatcher } from './txn-batcher.js';
 import { UnguardedWrites } from './unguarded-writes.js';
 import { untilEtcdAnswers } from './etcd-errors.js';
 import { WaitingRoom } from './waiting-room.js';
@@ -42,6 +43,8 @@ export class EtcdMutex implements QueueEntry {
 
   constructor(
     private readonly client: Etcd3,
+    /** sends the enqueue and the release with other locks' while one is in flight (group commit) */
+    private readonly txns: TxnBatcher,
     private readonly queuePrefix: string,
     readonly kind: LockKind,
     readonly etcdKey: string,
@@ -73,7 +76,7 @@ export class EtcdMutex implements QueueEntry {
     // a semaphore's free places cannot be counted in a compare: a try queues, and the caller removes a key without a place
     const ifFree = onlyIfFree && this.kind.mode !== 'semaphore';
     const inTheWay = this.kind.mode === 'shared' ? this.place.writers : this.place.prefix;
-    const res = await this.unguarded.send('put', () => this.client.kv.txn({
+    const res = await this.unguarded.send('put', () => this.txns.txn(this.queuePrefix, {
       compare: [
         ifFree
           ? // nothing in the way holds or waits
@@ -232,7 +235,7 @@ export class EtcdMutex implements QueueEntry {
       this.revision === undefined
         ? // remove our attempt's key, if the enqueue went through
           Number((await this.unguarded.send('delete', () => this.client.kv.deleteRange({ key: this.key }))).deleted) > 0
-        : (await this.client.kv.txn(this.guardedDelete())).succeeded;
+        : (await this.txns.txn(this.queuePrefix, this.guardedDelete())).succeeded;
     this.unguarded.releaseAnswered(start);
     return wasThere;
   }

@@ -9,6 +9,7 @@ import { ClusterWatch } from './cluster-watch.js';
 import { createEtcdClient, ignoreRepliesForEndedWatches } from './etcd-client.js';
 import { configurationProblem, unavailableError } from './etcd-errors.js';
 import { EtcdMutex } from './etcd-mutex.js';
+import { TxnBatcher } from './txn-batcher.js';
 import { EtcdSession } from './etcd-session.js';
 import { holdWatchStreamOpen } from './key-watch.js';
 import { LockInspector } from './lock-inspector.js';
@@ -39,6 +40,8 @@ class EtcdConnection implements BackendConnection {
   readonly description: string;
   readonly system = 'etcd';
   private readonly inspector: LockInspector;
+  /** Group commit of the enqueues and releases of this connection's locks. */
+  private readonly txns: TxnBatcher;
   private releaseWatchStream: (() => void) | undefined;
 
   constructor(
@@ -51,6 +54,7 @@ class EtcdConnection implements BackendConnection {
     this.description = `etcd at ${hosts}`;
     ignoreRepliesForEndedWatches(client); // a crash of etcd3's that our watches' ends could trigger
     this.inspector = new LockInspector(client, settings.prefix);
+    this.txns = new TxnBatcher(client);
   }
 
   openSession(onExpired: (session: EtcdSession) => void): Promise<EtcdSession> {
@@ -63,7 +67,7 @@ class EtcdConnection implements BackendConnection {
     const slot = session.slots.claim(name);
     const key = queueKey(prefix, kind, session.leaseHex, slot.number);
     const ownLease = (mutex: EtcdMutex, ttl: number) => OwnLease.take(this.client, mutex, ttl, this.settings.connectTimeout, this.leaseMarker);
-    return new EtcdMutex(this.client, prefix, kind, key, session.leaseId, record, slot, ownLease);
+    return new EtcdMutex(this.client, this.txns, prefix, kind, key, session.leaseId, record, slot, ownLease);
   }
 
   /** Each release's own guarded delete, nested, one transaction per 100: one failed guard spares the others. */
