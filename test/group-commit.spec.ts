@@ -78,4 +78,20 @@ describe('group commit (etcd)', () => {
       await other.close();
     }
   });
+
+  it('an etcd that allows fewer operations per Txn refuses a big batch once; the acquires go through in smaller ones', async () => {
+    const small = await startEtcd({ args: ['--max-txn-ops', '8'] });
+    const service = new LockService({ etcd: { hosts: small.endpoints }, prefix: PREFIX, ttl: 5 });
+    try {
+      await (await service.acquire('warm-up')).release();
+      const held = await Promise.all(Array.from({ length: 40 }, (_, i) => service.acquire(`small:${i}`)));
+      expect(held.every(lock => lock.isHeld)).toBe(true);
+      await Promise.all(held.map(lock => lock.release()));
+    } finally {
+      await service.close();
+      const client = new Etcd3({ hosts: small.endpoints });
+      await expectEtcdClean(client, PREFIX).finally(() => client.close());
+      await small.stop();
+    }
+  }, 60_000);
 });

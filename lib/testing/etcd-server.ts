@@ -34,12 +34,14 @@ export interface StartEtcdOptions {
   // client TLS with client certificates (mTLS), PEM file paths; needs the etcd binary (not ETCD_ENDPOINTS or Docker).
   // Health and metrics are then served over plain HTTP on a separate port.
   tls?: { cert: string; key: string; ca: string };
+  // more etcd flags, e.g. ['--max-txn-ops', '8']; for a binary or Docker (not ETCD_ENDPOINTS)
+  args?: string[];
 }
 
 // 10 ms heartbeat / 100 ms election: failover within ~0.1 s, and etcd's minimum lease TTL
 // (1.5 election timeouts, rounded up to whole seconds) becomes 1 s, so expiry tests are quick.
 const FAST = ['--heartbeat-interval', '10', '--election-timeout', '100'];
-const raft = (options: StartEtcdOptions) => [...(options.fastRaft === false ? [] : FAST), '--snapshot-count', '10000'];
+const raft = (options: StartEtcdOptions) => [...(options.fastRaft === false ? [] : FAST), '--snapshot-count', '10000', ...(options.args ?? [])];
 const QUIET = ['--logger', 'zap', '--log-outputs', 'stderr', '--log-level', 'error'];
 const HEALTH_TIMEOUT_MS = 20_000;
 const HOW_TO =
