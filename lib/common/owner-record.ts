@@ -16,9 +16,12 @@ export interface OwnerRecord {
   forcedBy?: string;
 }
 
+// read once: os.hostname() is a system call, and an acquire is a hot path
+let host: string | undefined;
+
 /** A record for a key queued now by this process. */
 export function ownerRecord(owner: string): OwnerRecord {
-  return { owner, host: hostname(), pid: process.pid, queuedAt: Date.now() };
+  return { owner, host: (host ??= hostname()), pid: process.pid, queuedAt: Date.now() };
 }
 
 export function encodeOwner(record: OwnerRecord): Buffer {

@@ -75,7 +75,18 @@ export class HeldLock {
 
   /** Ends the lock as released; false if it had already ended. */
   release(): boolean {
-    return this.end(new LockNotHeldError(this.key));
+    if (this.ended.signal.aborted) return false;
+    // the signal's reason after a release says "released"; its stack would say nothing, and capturing one
+    // costs more than the rest of a release's work in this process (assertHeld throws a fresh error)
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    let reason: LockNotHeldError;
+    try {
+      reason = new LockNotHeldError(this.key);
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
+    return this.end(reason);
   }
 
   private end(reason: LockLostError | LockNotHeldError): boolean {
@@ -132,7 +143,8 @@ export class HeldLockHandle implements LockHandle {
 
   assertHeld(): void {
     if (this.held.isHeld && !this.released) return;
-    throw this.held.signal.reason ?? new LockNotHeldError(this.key);
+    const reason: unknown = this.held.signal.reason;
+    throw reason instanceof LockLostError ? reason : new LockNotHeldError(this.key); // with the caller's stack
   }
 
   [Symbol.asyncDispose](): Promise<void> {
