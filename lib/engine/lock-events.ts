@@ -17,6 +17,7 @@ export class LockEvents {
 
   /** An event of a lock of this service. */
   emit(event: Omit<LockEvent, 'owner' | 'origin' | 'at'>): void {
+    if (!this.subject.observed) return; // nobody listens: do not build an event per acquire and release
     this.subject.next({ ...event, owner: this.ownerId, origin: 'local', at: new Date() });
   }
 
