@@ -24,14 +24,15 @@ export interface HeldKey {
  * etcdctl, lease expiry). Returns a function that stops watching.
  */
 export function watchHeldKey(held: HeldKey, onGone: (forced: boolean) => void, delayMs: number): () => void {
-  const stop = new AbortController();
-  // stopped while reading: our own release may have deleted the key; the release reports a loss itself
-  const gone = async (): Promise<boolean> => !stop.signal.aborted && !(await held.ownKeyRemains(stop.signal)) && !stop.signal.aborted;
-  const watch = async (): Promise<void> => {
+  // made when the delay has passed: most locks end before it and never need one
+  let stop: AbortController | undefined;
+  const watch = async (signal: AbortSignal): Promise<void> => {
+    // stopped while reading: our own release may have deleted the key; the release reports a loss itself
+    const gone = async (): Promise<boolean> => !signal.aborted && !(await held.ownKeyRemains(signal)) && !signal.aborted;
     // a holder that waited records when it got the lock, which also checks that its key is still there
-    if (held.acquiredUnrecorded() && !(await held.recordAcquired(stop.signal)) && !stop.signal.aborted) return onGone(false);
-    while (!stop.signal.aborted) {
-      const watch = held.watchDeletion(stop.signal);
+    if (held.acquiredUnrecorded() && !(await held.recordAcquired(signal)) && !signal.aborted) return onGone(false);
+    while (!signal.aborted) {
+      const watch = held.watchDeletion(signal);
       let previous: IKeyValue | undefined;
       try {
         const attachedAt = await watch.attached;
@@ -45,10 +46,12 @@ export function watchHeldKey(held: HeldKey, onGone: (forced: boolean) => void, d
       if (await gone()) return onGone(previous !== undefined && decodeOwner(previous.value).forcedBy !== undefined);
     }
   };
-  // most locks end before the delay: they never watch
-  const timer = setTimeout(() => void watch().catch(() => undefined /* stopped */), delayMs).unref();
+  const timer = setTimeout(() => {
+    stop = new AbortController();
+    void watch(stop.signal).catch(() => undefined /* stopped */);
+  }, delayMs).unref();
   return () => {
     clearTimeout(timer);
-    stop.abort(STOPPED);
+    stop?.abort(STOPPED);
   };
 }
