@@ -87,62 +87,64 @@ export class Acquirer {
         const opening = this.sessions.connected ? retrying(() => this.sessions.current(), outer.signal) : this.sessions.current();
         return await untilAborted(opening, outer.signal);
       } catch (err) {
-        outer.dispose();
         throw failure(err, undefined);
       }
     };
-    let session = await openSession();
+    let session: BackendSession;
     let entry: QueueEntry;
-    for (let renewed = false; ; renewed = true) {
-      const stop = new AbortScope([outer.signal, session.signal]);
-      entry = this.backend.entry(session, name, kind, ownerRecord(this.settings.ownerId));
-      let queued = false;
-      try {
-        // one entry for every try: a retried enqueue finds its own entry instead of queueing twice
-        const enqueue = retrying(() => entry.tryAcquire(!wait || !fair), stop.signal);
-        // do not wait out a slow backend past the deadline; the entry is removed once the answer comes
-        const current = { entry, session };
-        enqueue.catch(() => undefined).finally(() => stop.signal.aborted && this.holds.discard(current.entry, current.session));
-        const holds = await untilAborted(enqueue, stop.signal);
-        queued = true;
-        if (!holds) {
-          if (!wait) {
-            if (entry.token !== undefined) await this.holds.discard(entry, session); // a retried try found its own entry behind another
-            else entry.wroteNothing();
-            outer.dispose();
-            return null;
+    try {
+      session = await openSession();
+      for (let renewed = false; ; renewed = true) {
+        const stop = new AbortScope([outer.signal, session.signal]);
+        // this try's own entry and session: a retry on a new session makes new ones
+        const attempt = this.backend.entry(session, name, kind, ownerRecord(this.settings.ownerId));
+        const attemptSession = session;
+        let queued = false;
+        try {
+          // one entry for every try: a retried enqueue finds its own entry instead of queueing twice
+          const enqueue = retrying(() => attempt.tryAcquire(!wait || !fair), stop.signal);
+          // do not wait out a slow backend past the deadline; the entry is removed once the answer comes
+          enqueue.catch(() => undefined).finally(() => stop.signal.aborted && this.holds.discard(attempt, attemptSession));
+          const holds = await untilAborted(enqueue, stop.signal);
+          queued = true;
+          if (!holds) {
+            if (!wait) {
+              if (attempt.token !== undefined) await this.holds.discard(attempt, session); // a retried try found its own entry behind another
+              else attempt.wroteNothing();
+              return null;
+            }
+            this.events.emit({ type: 'waiting', key: name });
+            onWaiting?.();
+            this.waiting++;
+            try {
+              if (fair) await attempt.waitForTurn(stop.signal);
+              else await attempt.waitUntilFree(stop.signal);
+            } finally {
+              this.waiting--;
+            }
           }
-          this.events.emit({ type: 'waiting', key: name });
-          onWaiting?.();
-          this.waiting++;
-          try {
-            if (fair) await entry.waitForTurn(stop.signal);
-            else await entry.waitUntilFree(stop.signal);
-          } finally {
-            this.waiting--;
+          if (!session.isValid) throw new LockLostError(name, 'session-expired');
+          stop.signal.throwIfAborted(); // lost a race against a timeout, abort or close
+          entry = attempt;
+          break;
+        } catch (err) {
+          await this.holds.discard(attempt, session); // no entry is left behind, on any failure path
+          if (this.backend.isSessionGone(err)) session.expire(); // the backend says the session is gone
+          // the session ended before this acquire queued anything: it held nothing and lost nothing,
+          // so it queues again on a new session, once
+          if (session.signal.aborted && !queued && !renewed && !outer.signal.aborted) {
+            session = await openSession();
+            continue;
           }
-        }
-        if (!session.isValid) throw new LockLostError(name, 'session-expired');
-        stop.signal.throwIfAborted(); // lost a race against a timeout, abort or close
-        break;
-      } catch (err) {
-        await this.holds.discard(entry, session); // no entry is left behind, on any failure path
-        if (this.backend.isSessionGone(err)) session.expire(); // the backend says the session is gone
-        // the session ended before this acquire queued anything: it held nothing and lost nothing,
-        // so it queues again on a new session, once
-        if (session.signal.aborted && !queued && !renewed && !outer.signal.aborted) {
+          if (err instanceof KindConflictError) throw new LockConfigurationError(LOCK_KIND_CONFLICT(name, describeKind(kind), describeKind(err.found)));
+          throw failure(err, session);
+        } finally {
           stop.dispose();
-          session = await openSession();
-          continue;
         }
-        outer.dispose();
-        if (err instanceof KindConflictError) throw new LockConfigurationError(LOCK_KIND_CONFLICT(name, describeKind(kind), describeKind(err.found)));
-        throw failure(err, session);
-      } finally {
-        stop.dispose();
       }
+    } finally {
+      outer.dispose();
     }
-    outer.dispose();
     const held = await this.holds.start(name, entry, session, { minHold, maxHold, ownTtl, waitedMs: performance.now() - startedAt });
     return new HeldLockHandle(held, this.holds);
   }
