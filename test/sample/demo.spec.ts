@@ -37,8 +37,8 @@ describe('npm run demo', () => {
       expect(output).toMatch(new RegExp(`ok\\s+${invariant}`));
     }
     expect(output).toMatch(/20\/20 orders, 20 payment records/);
-    // the surviving replicas' Terminus check, and wait times read back from their /metrics
+    // the surviving replicas' Terminus check, and wait times read back from their /metrics (counts printed with thousands separators)
     expect(output).toMatch(/\/health \(Terminus\)\s+r1 200, r3 200/);
-    expect(output).toMatch(/lock wait, order:<<id>> \(\/metrics\)\s+p50 [\d.]+ ms\s+p99 [\d.]+ ms \(bucket estimates\); \d+ of [1-9]\d* acquisitions queued/);
+    expect(output).toMatch(/lock wait, order:<<id>> \(\/metrics\)\s+p50 [\d.]+ ms\s+p99 [\d.]+ ms \(bucket estimates\); [\d,]+ of [1-9][\d,]* acquisitions queued/);
   }, 120_000);
 });
