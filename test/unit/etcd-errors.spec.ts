@@ -15,3 +15,12 @@ describe('unavailableError', () => {
     expect(message).not.toMatch(/plain HTTP/);
   });
 });
+
+describe('unavailableCause', () => {
+  it('never prints "null" when grpc-js had not yet recorded why the connection failed', () => {
+    const message = unavailableError(grpc('null'), 'http://127.0.0.1:2379').message;
+    expect(message).toBe(
+      'etcd did not answer at http://127.0.0.1:2379: no connection could be established. Check that etcd is running and reachable there, and the etcd.hosts option.',
+    );
+  });
+});

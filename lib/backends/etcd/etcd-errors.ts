@@ -48,6 +48,7 @@ export function unavailableError(err: unknown, hosts: string, settings = message
  */
 export function unavailableCause(message: string): string {
   const last = /Last error: (?:Error: )?(.*?)(?:\s*\(\d{4}-\d\d-\d\dT[^)]*\))?\.?\s*(?:Resolution note|$)/s.exec(message)?.[1].trim();
+  if (last === 'null') return 'no connection could be established'; // grpc-js had not recorded why yet
   if (last) return last;
   const deadline = /Deadline exceeded after ([\d.]+)s/.exec(message)?.[1];
   if (deadline) return `no answer within ${Number(deadline).toFixed(1)} s`;

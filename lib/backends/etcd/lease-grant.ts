@@ -23,8 +23,10 @@ export async function grantLease(client: Etcd3, ttl: number, timeoutMs: number):
   const deadline = performance.now() + timeoutMs;
   const firstSentAt = performance.now();
   const remaining = () => Date.now() + Math.max(1, deadline - performance.now());
-  // the last failure that says why: a try cut short by the deadline ('waiting for name resolution') does not
+  // the last failure that says why: a try cut short by the deadline ('waiting for name resolution') does not,
+  // nor grpc-js's 'No connection established. Last error: null' (a pick made before the connection's failure was recorded)
   let reason: unknown;
+  const saysWhy = (err: unknown) => !(err instanceof GRPCDeadlineExceededError) && !/Last error: null/.test(String((err as Error)?.message));
   const grant = async (): Promise<GrantedLease> => {
     const sentAt = performance.now();
     try {
@@ -43,7 +45,7 @@ export async function grantLease(client: Etcd3, ttl: number, timeoutMs: number):
       try {
         return await grant();
       } catch (err) {
-        if (reason === undefined || !(err instanceof GRPCDeadlineExceededError)) reason = err;
+        if (reason === undefined || saysWhy(err)) reason = err;
         throw err;
       }
     },
