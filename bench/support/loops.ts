@@ -34,23 +34,33 @@ export function cycleOf(subject: ThroughputSubject, client: Etcd3, locks: LockSe
 
 /**
  * `keys.length` concurrent loops, one per key, each cycling until `durationMs` has passed.
- * Returns the cycles completed, the time they took and the CPU time this process spent (ms).
+ * Returns the cycles completed, the time they took, the CPU time this process spent (ms) and,
+ * if `timed`, the time of each cycle (ms).
  */
-export async function runThroughput(cycle: (key: string) => Promise<void>, keys: string[], durationMs: number): Promise<{ cycles: number; elapsedMs: number; cpuMs: number }> {
+export async function runThroughput(
+  cycle: (key: string) => Promise<void>,
+  keys: string[],
+  durationMs: number,
+  timed = false,
+): Promise<{ cycles: number; elapsedMs: number; cpuMs: number; latencies: number[] }> {
   let cycles = 0;
+  const latencies: number[] = [];
   const cpu = process.cpuUsage();
   const started = performance.now();
   const deadline = started + durationMs;
   await Promise.all(
     keys.map(async key => {
-      while (performance.now() < deadline) {
+      for (let t = performance.now(); t < deadline; ) {
         await cycle(key);
         cycles++;
+        const now = performance.now();
+        if (timed) latencies.push(now - t);
+        t = now;
       }
     }),
   );
   const spent = process.cpuUsage(cpu);
-  return { cycles, elapsedMs: performance.now() - started, cpuMs: (spent.user + spent.system) / 1000 };
+  return { cycles, elapsedMs: performance.now() - started, cpuMs: (spent.user + spent.system) / 1000, latencies };
 }
 
 /** One hold of the contended key, as seen by its holder. */
