@@ -8,6 +8,7 @@ import { startEtcd, type EtcdHandle } from '../harness/etcd.js';
 import { createEtcdClient } from '../lib/backends/etcd/etcd-client.js';
 import { EtcdMutex } from '../lib/backends/etcd/etcd-mutex.js';
 import { TxnBatcher } from '../lib/backends/etcd/txn-batcher.js';
+import { WatchStream } from '../lib/backends/etcd/watch-stream.js';
 import { EXCLUSIVE } from '../lib/common/lock-kind.js';
 import { queueKey } from '../lib/backends/etcd/lock-key.js';
 import { ownerRecord } from '../lib/common/owner-record.js';
@@ -427,7 +428,7 @@ describe('loss is never silent', () => {
 describe('the queue key, directly', () => {
   it('a retried enqueue transaction finds its own key instead of queueing twice', async () => {
     const lease = await admin.lease(5, { autoKeepAlive: false }).grant();
-    const mutex = new EtcdMutex(admin, new TxnBatcher(admin), `${PREFIX}retry/`, EXCLUSIVE, queueKey(`${PREFIX}retry/`, EXCLUSIVE, BigInt(lease).toString(16), 0), lease, ownerRecord('me'), new QueueSlots().claim('retry'), async () => null);
+    const mutex = new EtcdMutex(admin, new TxnBatcher(admin), new WatchStream(admin), `${PREFIX}retry/`, EXCLUSIVE, queueKey(`${PREFIX}retry/`, EXCLUSIVE, BigInt(lease).toString(16), 0), lease, ownerRecord('me'), new QueueSlots().claim('retry'), async () => null);
     expect(await mutex.tryAcquire(false)).toBe(true);
     const token = mutex.revision;
     expect(await mutex.tryAcquire(false)).toBe(true); // the same request again, as after an unknown outcome
@@ -440,7 +441,7 @@ describe('the queue key, directly', () => {
   it('release deletes only the key it created: a key re-created under the same name survives', async () => {
     const lease = await admin.lease(5, { autoKeepAlive: false }).grant();
     const key = queueKey(`${PREFIX}guard/`, EXCLUSIVE, BigInt(lease).toString(16), 0);
-    const mutex = new EtcdMutex(admin, new TxnBatcher(admin), `${PREFIX}guard/`, EXCLUSIVE, key, lease, ownerRecord('me'), new QueueSlots().claim('guard'), async () => null);
+    const mutex = new EtcdMutex(admin, new TxnBatcher(admin), new WatchStream(admin), `${PREFIX}guard/`, EXCLUSIVE, key, lease, ownerRecord('me'), new QueueSlots().claim('guard'), async () => null);
     await mutex.tryAcquire(false);
     await admin.delete().key(key);
     await admin.put(key).value('someone newer'); // a newer holder's key, same name, higher revision

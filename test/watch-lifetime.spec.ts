@@ -1,7 +1,9 @@
-// Every watch the library creates ends once: one that etcd cancelled (a compacted revision after
-// a reconnect) is never cancelled again. etcd3 keeps such a watch's id and etcd gives the same id
-// to the next watch on a new stream, so a second cancel ends somebody else's watch, or draws a
-// reply etcd3 throws on from its stream handler. Real etcd, real compaction, real restarts.
+// Watches end once, and close() after a compaction and a restart leaves nothing behind: no crash,
+// no watch in etcd, no handle keeping the process alive, and an app's own etcd3 watch on a client
+// it shares with the library still working. etcd3 keeps the id of a watch etcd cancelled and etcd
+// gives the same id to the next watch on a new stream, so a second cancel would end somebody
+// else's watch, or draw a reply etcd3 throws on from its stream handler. Real etcd, real
+// compaction, real restarts.
 import { describe, expect, it } from '@jest/globals';
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
@@ -18,7 +20,6 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const fixture = useEtcdAndWorkers(PREFIX, 2, { restartable: true });
 
 const watchers = async () => metric(await fixture.etcd.metrics(), 'etcd_debugging_mvcc_watcher_total');
-const watchStreams = async () => metric(await fixture.etcd.metrics(), 'etcd_debugging_mvcc_watch_stream_total');
 
 async function until(condition: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
   for (const end = Date.now() + timeoutMs; !(await condition()); await sleep(20)) {
@@ -28,10 +29,11 @@ async function until(condition: () => Promise<boolean> | boolean, timeoutMs = 10
 
 /**
  * Compacts etcd at its current revision and restarts it on the same data: every watch stream
- * reconnects and etcd3 re-attaches each watch from the revision it last saw, now compacted, so
- * etcd cancels them, within its watch sync loop (every 100 ms); a watch on `app/config` saw the
- * last revision and resumes. Resolves once a watch stream
- * is open again, and `settleMs` later.
+ * fails. etcd3 re-attaches each of its watches from the revision it last saw, now compacted,
+ * so etcd cancels them within its watch sync loop (every 100 ms); a watch on `app/config` saw
+ * the last revision and resumes. The library's watches end with their stream and their owners
+ * read before they watch again on a new one. Resolves once etcd answers again, and `settleMs`
+ * later.
  */
 async function compactAndRestart(settleMs: number): Promise<void> {
   for (let i = 0; i < 5; i++) await fixture.admin.put(`${PREFIX}\u0000filler`).value(String(i)); // move past the watches' revisions
@@ -41,7 +43,7 @@ async function compactAndRestart(settleMs: number): Promise<void> {
   await fixture.admin.kv.compact({ revision, physical: true });
   await fixture.etcd.members[0].stop();
   await fixture.etcd.members[0].start();
-  await until(async () => (await watchStreams()) >= 1);
+  await until(() => fixture.admin.get(`${PREFIX}\u0000probe`).then(() => true, () => false));
   await sleep(settleMs);
 }
 
@@ -52,7 +54,7 @@ describe('watches end once', () => {
     try {
       await locks.onModuleInit();
       await (await locks.acquire('warm-up')).release();
-      await compactAndRestart(500); // etcd has cancelled the library's idle watch
+      await compactAndRestart(500); // every watch stream failed; the app's own etcd3 watch resumed
       // the app watches a key of its own on the new stream
       const seen: string[] = [];
       const errors: string[] = [];
@@ -93,7 +95,7 @@ describe('watches end once', () => {
       await next('ready');
       await compactAndRestart(run.settleMs);
       if (run.holdAfterRestart) {
-        // after the idle watch was cancelled and its stream dropped: this lock's watch takes the idle watch's old id
+        // a lock taken after the restart: its holder watch opens a new stream
         child.send({ op: 'hold', key: 'held-after-restart' });
         await next('holding');
       }
@@ -109,15 +111,14 @@ describe('watches end once', () => {
   }
 
   it("close() after a compaction and a reconnect does not crash an app whose own watch keeps the shared stream open", async () => {
-    // etcd cancelled the idle watch but still knows its id on this stream: a second cancel is answered, for a watch etcd3 no longer has
+    // the app's watch resumes on etcd3's stream, which the library's close() must leave working
     const outcome = await closeAfterCompaction({ delayMs: 0, settleMs: 500, env: { SHARED_CLIENT: '1' } });
     expect(outcome).toEqual({ code: 0, stderr: '', watchers: 0 });
   });
 
   it('with its own client, close() after a compaction and a reconnect throws nothing and leaves no watch or handle (varied timings)', async () => {
-    // close() before, while and after etcd cancels the re-attached idle watch (its sync loop runs every
-    // 100 ms); with a lock held through the restart, whose watch keeps the stream open; and with a
-    // lock taken after it, whose watch takes the idle watch's old id on a new stream
+    // close() at once and a little after the restart; with a lock held through the restart, whose holder
+    // watch ends with the stream and is made again on a new one; and with a lock taken after it
     const runs: { delayMs: number; settleMs: number; holdAfterRestart?: boolean; env?: Record<string, string> }[] = [];
     for (const delayMs of [0, 20, 40, 60, 100]) runs.push({ delayMs, settleMs: 0 });
     for (const delayMs of [0, 5, 10, 40]) runs.push({ delayMs, settleMs: 500, env: { HOLD_THROUGH_RESTART: '1' } });

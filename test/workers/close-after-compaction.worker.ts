@@ -21,7 +21,7 @@ const appClient = process.env.SHARED_CLIENT ? new Etcd3({ hosts }) : undefined;
 const appWatch = await appClient?.watch().key('app/config').create();
 appWatch?.on('error', err => failures.push(`the app's watch ended: ${String(err)}`));
 const locks = new LockService({ ...(appClient ? { client: appClient } : { etcd: { hosts } }), prefix: process.env.LOCK_PREFIX, ttl: 2 });
-await locks.onModuleInit(); // the session, and the idle watch that keeps the watch stream open
+await locks.onModuleInit(); // the session, and the library's watch stream
 await (await locks.acquire('warm-up')).release();
 const held: LockHandle[] = [];
 // a lock held through the restart: its holder watch keeps the watch stream open at close()

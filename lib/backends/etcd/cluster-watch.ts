@@ -1,5 +1,4 @@
-import type { Etcd3, IKeyValue, IWatchResponse } from 'etcd3';
-import { endOnce } from './key-watch.js';
+import type { Etcd3, IKeyValue, IWatchResponse, Watcher } from 'etcd3';
 import { prefixEnd } from './lock-key.js';
 import type { LockChange, LockWatch } from '../../interfaces/lock-backend.interface.js';
 import { LockTable } from './lock-table.js';
@@ -168,4 +167,26 @@ export class ClusterWatch implements LockWatch {
       from = Buffer.concat([res.kvs[res.kvs.length - 1].key, Buffer.from([0])]); // just after the last key
     }
   }
+}
+
+/**
+ * Takes charge of a watcher's end: the returned function removes the caller's listeners and
+ * cancels the watcher, unless etcd cancelled it already (a compacted start revision, a
+ * refused permission). etcd3 1.1.2 keeps the id of a watch etcd cancelled, and etcd hands
+ * the same id to the next watch on a new stream: a second cancel would end that watch (an
+ * app's own, on a client it shares with us) or draw a reply etcd3 throws on from its stream
+ * handler ("Failed to find watcher"), which ends the process. The cluster watch, the one
+ * etcd3 watcher of the library, ends through this.
+ */
+function endOnce(watcher: Watcher): () => void {
+  let cancelledByEtcd = false;
+  watcher.on('error', () => (cancelledByEtcd = true));
+  let ended = false;
+  return () => {
+    if (ended) return;
+    ended = true;
+    watcher.removeAllListeners();
+    watcher.on('error', () => undefined); // a late cancel reply must not throw
+    if (!cancelledByEtcd) watcher.cancel().catch(() => undefined);
+  };
 }

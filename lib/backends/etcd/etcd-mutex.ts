@@ -2,13 +2,13 @@ import { CompareResult, CompareTarget, type Etcd3, type ITxnRequest, type ITxnRe
 import type { LockKind } from '../../common/lock-kind.js';
 import { type QueueEntry, type TimedHold } from '../../interfaces/lock-backend.interface.js';
 import { EntryGoneError } from '../../common/backend.errors.js';
-import { deletedSince, watchFromNow, type KeyWatch } from './key-watch.js';
 import { createdAt, newestKeys, prefixEnd, rangeAt, waitingRoomKey, waitingRoomPrefix } from './lock-key.js';
 import { encodeOwner, type OwnerRecord } from '../../common/owner-record.js';
 import { watchHeldKey } from './holder-watch.js';
 import { QueuePlace, sameBlocker, type Blocker } from './queue-place.js';
 import type { QueueSlot } from './queue-slots.js';
 import type { TxnBatcher } from './txn-batcher.js';
+import type { KeyWatch, WatchStream } from './watch-stream.js';
 import { UnguardedWrites } from './unguarded-writes.js';
 import { untilEtcdAnswers } from './etcd-errors.js';
 import { WaitingRoom } from './waiting-room.js';
@@ -45,6 +45,8 @@ export class EtcdMutex implements QueueEntry {
     private readonly client: Etcd3,
     /** sends the enqueue and the release with other locks' while one is in flight (group commit) */
     private readonly txns: TxnBatcher,
+    /** the connection's one watch stream */
+    private readonly watches: WatchStream,
     private readonly queuePrefix: string,
     readonly kind: LockKind,
     readonly etcdKey: string,
@@ -162,7 +164,7 @@ export class EtcdMutex implements QueueEntry {
    */
   async waitUntilFree(signal: AbortSignal): Promise<void> {
     const roomKey = waitingRoomKey(this.queuePrefix, BigInt(this.leaseId).toString(16), this.slot.number);
-    const room = (this.room = new WaitingRoom(this.client, waitingRoomPrefix(this.queuePrefix), roomKey, this.leaseId, this.record));
+    const room = (this.room = new WaitingRoom(this.client, this.watches, waitingRoomPrefix(this.queuePrefix), roomKey, this.leaseId, this.record));
     await untilEtcdAnswers(signal, () => this.unguarded.send('put', () => room.enter()));
     await room.untilFirst(signal);
     for (;;) {
@@ -170,7 +172,7 @@ export class EtcdMutex implements QueueEntry {
         await this.waitForTurn(signal); // a retried take went in behind someone: queue
         break;
       }
-      await deletedSince(this.client, this.busyKey!, this.seenAt, signal);
+      await this.watches.deletedSince(this.busyKey!, this.seenAt, signal);
       if (await untilEtcdAnswers(signal, () => this.tryAcquire(true))) break;
     }
     // the next in the room wakes and waits on us
@@ -300,8 +302,8 @@ export class EtcdMutex implements QueueEntry {
     return own !== undefined && BigInt(own.create_revision) === this.revision;
   }
 
-  /** A watch FROM NOW for what `blocker` names (see {@link watchFromNow}). */
+  /** A watch FROM NOW for what `blocker` names (see {@link WatchStream.watchFromNow}). */
   private watchFor(blocker: Blocker | { key: Buffer; wakeOnPut: boolean; withPrevious: boolean }, signal: AbortSignal): KeyWatch {
-    return watchFromNow(this.client, blocker === 'any-release' ? { prefix: this.place.prefix } : blocker, signal);
+    return this.watches.watchFromNow(blocker === 'any-release' ? { prefix: this.place.prefix } : blocker, signal);
   }
 }

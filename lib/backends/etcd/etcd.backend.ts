@@ -11,10 +11,10 @@ import { configurationProblem, unavailableError } from './etcd-errors.js';
 import { EtcdMutex } from './etcd-mutex.js';
 import { TxnBatcher } from './txn-batcher.js';
 import { EtcdSession } from './etcd-session.js';
-import { holdWatchStreamOpen } from './key-watch.js';
 import { LockInspector } from './lock-inspector.js';
 import { leaseMarkerKey, prefixEnd, queueKey, queuePrefix } from './lock-key.js';
 import { OwnLease } from './own-lease.js';
+import { WatchStream } from './watch-stream.js';
 
 /**
  * Locks in etcd v3: a session is a lease kept alive on one stream; a lock is a queue of keys
@@ -42,7 +42,8 @@ class EtcdConnection implements BackendConnection {
   private readonly inspector: LockInspector;
   /** Group commit of the enqueues and releases of this connection's locks. */
   private readonly txns: TxnBatcher;
-  private releaseWatchStream: (() => void) | undefined;
+  /** The holder and waiter watches of this connection's locks. */
+  private readonly watches: WatchStream;
 
   constructor(
     private readonly settings: BackendSettings,
@@ -52,13 +53,14 @@ class EtcdConnection implements BackendConnection {
     private readonly hosts: string,
   ) {
     this.description = `etcd at ${hosts}`;
-    ignoreRepliesForEndedWatches(client); // a crash of etcd3's that our watches' ends could trigger
+    ignoreRepliesForEndedWatches(client); // a crash of etcd3's that the cluster watch's end could trigger
     this.inspector = new LockInspector(client, settings.prefix);
     this.txns = new TxnBatcher(client);
+    this.watches = new WatchStream(client);
   }
 
   openSession(onExpired: (session: EtcdSession) => void): Promise<EtcdSession> {
-    this.releaseWatchStream ??= holdWatchStreamOpen(this.client, `${this.settings.prefix}\u0000idle`);
+    this.watches.open(); // a waiter then need not wait for the stream
     return EtcdSession.open(this.client, this.settings.ttl, this.settings.connectTimeout, this.leaseMarker, onExpired);
   }
 
@@ -67,7 +69,7 @@ class EtcdConnection implements BackendConnection {
     const slot = session.slots.claim(name);
     const key = queueKey(prefix, kind, session.leaseHex, slot.number);
     const ownLease = (mutex: EtcdMutex, ttl: number) => OwnLease.take(this.client, mutex, ttl, this.settings.connectTimeout, this.leaseMarker);
-    return new EtcdMutex(this.client, this.txns, prefix, kind, key, session.leaseId, record, slot, ownLease);
+    return new EtcdMutex(this.client, this.txns, this.watches, prefix, kind, key, session.leaseId, record, slot, ownLease);
   }
 
   /** Each release's own guarded delete, nested, one transaction per 100: one failed guard spares the others. */
@@ -136,7 +138,7 @@ class EtcdConnection implements BackendConnection {
   }
 
   async close(): Promise<void> {
-    this.releaseWatchStream?.();
+    this.watches.close();
     if (this.ownsClient) this.client.close();
   }
 

@@ -1,6 +1,6 @@
 import type { IKeyValue } from 'etcd3';
 import { decodeOwner } from '../../common/owner-record.js';
-import type { KeyWatch } from './key-watch.js';
+import type { KeyWatch } from './watch-stream.js';
 
 /** Why a holder watch stopped; a constant, as `abort()` without a reason builds a DOMException. */
 const STOPPED = new Error('holder watch stopped');

@@ -1,9 +1,9 @@
 import { CompareResult, CompareTarget, type Etcd3 } from 'etcd3';
 import { EntryGoneError } from '../../common/backend.errors.js';
-import { deletedSince } from './key-watch.js';
 import { newestKeys, rangeAt } from './lock-key.js';
 import { encodeOwner, type OwnerRecord } from '../../common/owner-record.js';
 import { untilEtcdAnswers } from './etcd-errors.js';
+import type { WatchStream } from './watch-stream.js';
 
 /**
  * Where the unfair waiters (`fair: false`) of one lock line up, outside its queue so that they
@@ -21,6 +21,7 @@ export class WaitingRoom {
 
   constructor(
     private readonly client: Etcd3,
+    private readonly watches: WatchStream,
     roomPrefix: string,
     key: string,
     private readonly leaseId: string,
@@ -53,7 +54,7 @@ export class WaitingRoom {
   async untilFirst(signal: AbortSignal): Promise<void> {
     let ahead = this.ahead !== undefined ? this.ahead : await this.readAhead(signal);
     while (ahead) {
-      await deletedSince(this.client, ahead, this.seenAt, signal);
+      await this.watches.deletedSince(ahead, this.seenAt, signal);
       ahead = await this.readAhead(signal);
     }
   }
