@@ -26,8 +26,8 @@ export const scale: BenchCase = async ({ etcd, quick, progress }) => {
   if (!r.gcExposed) notes.push('global.gc was not available: heap figures include garbage');
   if (heapKb > 2) {
     notes.push(
-      `heap ${heapKb.toFixed(2)} KB per held lock: each held lock keeps a HeldLock, an EtcdMutex (3 Buffers), an EtcdLockHandle and ` +
-        `its own etcd3 Watcher on its key (watchHolder: ${perLock(r.rpc.watchRequests).toFixed(2)} watch create messages per lock, attached one at a time by etcd3: all attached after ${(r.watchesAttachedMs / 1000).toFixed(2)} s vs ${(r.acquireMs / 1000).toFixed(2)} s for the acquires), with its listeners and AbortController.`,
+      `heap ${heapKb.toFixed(2)} KB per held lock: each held lock keeps a HeldLock and its handle, an EtcdMutex (3 Buffers), a HolderWatch and its watch on ` +
+        `the connection's one watch stream (${perLock(r.rpc.watchRequests).toFixed(2)} watch create messages per lock; all attached ${attachSeconds.toFixed(2)} s after the last acquire).`,
     );
   }
   if (r.rpc.streams !== 0) notes.push(`${r.rpc.streams} bidi streams opened while acquiring`);

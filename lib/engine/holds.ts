@@ -40,7 +40,7 @@ export class Holds implements HoldOwner {
     const held = new HeldLock(name, entry, session, minHold);
     if (ownTtl !== undefined) await this.holdFor(held, ownTtl);
     this.held.add(held);
-    held.stopWatching = entry.watchHolder(forced => this.end(held, forced ? 'forced' : 'key-deleted'), HOLDER_WATCH_DELAY_MS);
+    held.holderWatch = entry.watchHolder(forced => this.end(held, forced ? 'forced' : 'key-deleted'), HOLDER_WATCH_DELAY_MS);
     if (maxHold !== Infinity) held.maxHoldTimer = setTimeout(() => this.expire(held), maxHold).unref();
     this.events.emit({ type: 'acquired', key: name, token: held.token, waitedMs });
     return held;
@@ -57,7 +57,7 @@ export class Holds implements HoldOwner {
   async releaseAll(): Promise<number> {
     const held = [...this.held];
     const stillHeld = held.filter(lock => lock.isHeld); // a lost lock's entry goes with its session
-    for (const lock of stillHeld) lock.stopWatching(); // our own delete is not a loss
+    for (const lock of stillHeld) lock.holderWatch?.stop(); // our own delete is not a loss
     // removed before the session ends: a session's end removes entries the way an expiry does, and watchers would report them expired
     await this.backend.releaseAll(stillHeld.map(lock => lock.entry));
     for (const lock of held) this.end(lock, 'released');
@@ -126,7 +126,7 @@ export class Holds implements HoldOwner {
    */
   private async releaseNow(held: HeldLock): Promise<void> {
     if (held.signal.aborted) return; // already lost or released
-    held.stopWatching(); // our own delete is not a loss
+    held.holderWatch?.stop(); // our own delete is not a loss
     let wasOurs = true;
     try {
       wasOurs = await held.entry.release(); // the entry is gone: its name can serve again

@@ -39,7 +39,8 @@ export interface LockHandle {
 export class HeldLock {
   holds = 1;
   readonly acquiredAt = performance.now();
-  stopWatching: () => void = () => undefined;
+  /** The watch on its own entry, once started: a removal by anyone else is a loss. */
+  holderWatch: { stop(): void } | undefined;
   maxHoldTimer: NodeJS.Timeout | undefined;
   /** A hard-TTL lock's own life; undefined: the session keeps the lock alive. */
   timed: TimedHold | undefined;
@@ -91,7 +92,7 @@ export class HeldLock {
 
   private end(reason: LockLostError | LockNotHeldError): boolean {
     if (this.ended.signal.aborted) return false;
-    this.stopWatching();
+    this.holderWatch?.stop();
     clearTimeout(this.maxHoldTimer);
     if (this.timed) this.timedEnded = this.timed.end(); // its entry, if still there, goes with it
     this.ended.abort(reason);

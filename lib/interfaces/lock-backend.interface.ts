@@ -102,8 +102,8 @@ export interface QueueEntry {
   release(): Promise<boolean>;
   /** A try that found the lock busy and wrote nothing. */
   wroteNothing(): void;
-  /** Calls `onGone` once if the held entry is removed by anyone else; returns a function that stops watching. */
-  watchHolder(onGone: (forced: boolean) => void, delayMs: number): () => void;
+  /** Calls `onGone` once if the held entry is removed by anyone else, until stopped. */
+  watchHolder(onGone: (forced: boolean) => void, delayMs: number): { stop(): void };
   /** A hard-TTL lock: the held entry lives `ttl` s unless renewed; null if the entry is gone. */
   holdFor(ttl: number): Promise<TimedHold | null>;
 }

@@ -5,6 +5,8 @@ import type { LockKind } from '../common/lock-kind.js';
 import { createLockInstruments, INSTRUMENTATION_SCOPE, type LockInstruments } from './lock-instruments.js';
 import { openTelemetryApi, type OpenTelemetryApi } from './open-telemetry.api.js';
 
+const ignore = () => undefined;
+
 /** How an acquire ended, as `lock.outcome` says it. */
 export type AcquireOutcome = 'acquired' | 'timeout' | 'skipped' | 'failed';
 
@@ -29,11 +31,16 @@ export interface AcquireTarget {
 export class LockTelemetry {
   /** undefined: `@opentelemetry/api` is not installed */
   private readonly on: { otel: OpenTelemetryApi; instruments: LockInstruments; tracer: Tracer } | undefined;
+  /** No meter provider was registered: the API's no-op meter records nothing. */
+  private readonly metricsOff: boolean = true;
 
   constructor(private readonly backend: string) {
     const otel = openTelemetryApi();
+    if (!otel) return;
     // the meter is bound now: an SDK registered after the service is created is not seen (the docs say so)
-    if (otel) this.on = { otel, instruments: createLockInstruments(otel.metrics.getMeter(INSTRUMENTATION_SCOPE)), tracer: otel.trace.getTracer(INSTRUMENTATION_SCOPE) };
+    const meter = otel.metrics.getMeter(INSTRUMENTATION_SCOPE);
+    this.metricsOff = meter === otel.createNoopMeter();
+    this.on = { otel, instruments: createLockInstruments(meter), tracer: otel.trace.getTracer(INSTRUMENTATION_SCOPE) };
   }
 
   /**
@@ -41,11 +48,13 @@ export class LockTelemetry {
    * caller's active span, records its wait and outcome, and follows the hold it returns.
    */
   async acquire<H extends FollowedHold>(target: AcquireTarget, take: (onWaiting: () => void) => Promise<H | null>): Promise<H | null> {
-    if (!this.on) return take(() => undefined);
+    if (!this.on) return take(ignore);
     const { otel, instruments, tracer } = this.on;
     const attributes: Attributes = { 'lock.name': target.name, 'lock.kind': target.kind.mode, 'lock.backend': this.backend };
     const caller = otel.context.active();
     const span = tracer.startSpan(`lock.acquire ${target.name}`, { attributes: { ...attributes, 'lock.key': target.key } }, caller);
+    // nothing would record (the API without an SDK, or a span sampled out with no meter): no work per acquire or hold
+    if (this.metricsOff && !span.isRecording()) return take(ignore);
     const startedAt = performance.now();
     let waiting = false;
     const onWaiting = () => {

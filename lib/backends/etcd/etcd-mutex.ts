@@ -4,11 +4,11 @@ import { type QueueEntry, type TimedHold } from '../../interfaces/lock-backend.i
 import { EntryGoneError } from '../../common/backend.errors.js';
 import { createdAt, newestKeys, prefixEnd, rangeAt, waitingRoomKey, waitingRoomPrefix } from './lock-key.js';
 import { encodeOwner, type OwnerRecord } from '../../common/owner-record.js';
-import { watchHeldKey } from './holder-watch.js';
+import { HolderWatch, type HeldKey } from './holder-watch.js';
 import { QueuePlace, sameBlocker, type Blocker } from './queue-place.js';
 import type { QueueSlot } from './queue-slots.js';
 import type { TxnBatcher } from './txn-batcher.js';
-import type { KeyWatch, WatchStream } from './watch-stream.js';
+import type { KeyWatch, StoppableWatch, WatchListener, WatchStream } from './watch-stream.js';
 import { UnguardedWrites } from './unguarded-writes.js';
 import { untilEtcdAnswers } from './etcd-errors.js';
 import { WaitingRoom } from './waiting-room.js';
@@ -21,7 +21,7 @@ import { WaitingRoom } from './waiting-room.js';
  * before the first request, so a transaction retried after an unknown outcome finds its own
  * key instead of queueing twice.
  */
-export class EtcdMutex implements QueueEntry {
+export class EtcdMutex implements QueueEntry, HeldKey {
   /** Create revision of our key once known: our place in the queue and the fencing token. */
   revision: bigint | undefined;
   /** etcd revision at which we last saw our key and the queue: a watch attached later re-reads. */
@@ -31,7 +31,7 @@ export class EtcdMutex implements QueueEntry {
   /** The newest key in the way when a take-if-free found the lock busy: what an unfair waiter watches. */
   private busyKey: Buffer | undefined;
   /** We waited for the lock and have not yet written when we got it into our key. */
-  private acquiredUnrecorded = false;
+  acquiredUnrecorded = false;
   /** An unfair waiter's place in the waiting room, until it holds the lock or gives up. */
   private room: WaitingRoom | undefined;
   /** Our writes that do not check the key's create revision: they decide when the slot is given back. */
@@ -180,20 +180,14 @@ export class EtcdMutex implements QueueEntry {
     this.room = undefined;
   }
 
-  /** Calls `onGone` once if anyone deletes our key while we hold the lock: see {@link watchHeldKey}. */
-  watchHolder(onGone: (forced: boolean) => void, delayMs = 0): () => void {
-    return watchHeldKey(
-      {
-        seenAt: () => this.seenAt,
-        acquiredUnrecorded: () => this.acquiredUnrecorded,
-        recordAcquired: signal => this.recordAcquired(signal),
-        // with the key as it was: an operator's forceUnlock marks it before deleting it
-        watchDeletion: signal => this.watchFor({ key: this.key, wakeOnPut: false, withPrevious: true }, signal),
-        ownKeyRemains: signal => this.ownKeyRemains(signal),
-      },
-      onGone,
-      delayMs,
-    );
+  /** Calls `onGone` once if anyone deletes our key while we hold the lock: see {@link HolderWatch}. */
+  watchHolder(onGone: (forced: boolean) => void, delayMs = 0): HolderWatch {
+    return new HolderWatch(this, onGone, delayMs);
+  }
+
+  /** A watch FROM NOW for our key's deletion, with the key as it was: an operator's forceUnlock marks it before deleting it. */
+  watchDeletion(listener: WatchListener): StoppableWatch {
+    return this.watches.watch({ key: this.key, wakeOnPut: false, withPrevious: true }, listener);
   }
 
   /** A hard-TTL lock: our held key moves onto a lease of `ttl` s that nobody keeps alive. */
@@ -283,7 +277,7 @@ export class EtcdMutex implements QueueEntry {
   }
 
   /** Writes when we got the lock into our key; false if the key is gone. */
-  private async recordAcquired(signal: AbortSignal): Promise<boolean> {
+  async recordAcquired(signal: AbortSignal): Promise<boolean> {
     this.acquiredUnrecorded = false;
     try {
       await untilEtcdAnswers(signal, () => this.touch());
@@ -295,7 +289,7 @@ export class EtcdMutex implements QueueEntry {
   }
 
   /** One read: is our key still there with its revision? */
-  private async ownKeyRemains(signal: AbortSignal): Promise<boolean> {
+  async ownKeyRemains(signal: AbortSignal): Promise<boolean> {
     const res = await untilEtcdAnswers(signal, () => this.client.kv.txn({ compare: [], success: [{ request_range: { key: this.key } }], failure: [] }));
     this.seenAt = BigInt(res.header.revision);
     const own = rangeAt(res, 0)[0];
@@ -303,7 +297,7 @@ export class EtcdMutex implements QueueEntry {
   }
 
   /** A watch FROM NOW for what `blocker` names (see {@link WatchStream.watchFromNow}). */
-  private watchFor(blocker: Blocker | { key: Buffer; wakeOnPut: boolean; withPrevious: boolean }, signal: AbortSignal): KeyWatch {
+  private watchFor(blocker: Blocker, signal: AbortSignal): KeyWatch {
     return this.watches.watchFromNow(blocker === 'any-release' ? { prefix: this.place.prefix } : blocker, signal);
   }
 }

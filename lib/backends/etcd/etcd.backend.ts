@@ -68,9 +68,11 @@ class EtcdConnection implements BackendConnection {
     const prefix = queuePrefix(this.settings.prefix, name);
     const slot = session.slots.claim(name);
     const key = queueKey(prefix, kind, session.leaseHex, slot.number);
-    const ownLease = (mutex: EtcdMutex, ttl: number) => OwnLease.take(this.client, mutex, ttl, this.settings.connectTimeout, this.leaseMarker);
-    return new EtcdMutex(this.client, this.txns, this.watches, prefix, kind, key, session.leaseId, record, slot, ownLease);
+    return new EtcdMutex(this.client, this.txns, this.watches, prefix, kind, key, session.leaseId, record, slot, this.ownLease);
   }
+
+  /** Moves a held key onto a lease of its own (a hard-TTL lock); one function for every entry. */
+  private readonly ownLease = (mutex: EtcdMutex, ttl: number) => OwnLease.take(this.client, mutex, ttl, this.settings.connectTimeout, this.leaseMarker);
 
   /** Each release's own guarded delete, nested, one transaction per 100: one failed guard spares the others. */
   async releaseAll(entries: QueueEntry[]): Promise<void> {

@@ -1,57 +1,98 @@
 import type { IKeyValue } from 'etcd3';
 import { decodeOwner } from '../../common/owner-record.js';
-import type { KeyWatch } from './watch-stream.js';
+import type { StoppableWatch, WatchListener } from './watch-stream.js';
 
-/** Why a holder watch stopped; a constant, as `abort()` without a reason builds a DOMException. */
+/** Why a holder watch's read stopped; a constant, as `abort()` without a reason builds a DOMException. */
 const STOPPED = new Error('holder watch stopped');
 
 /** What the holder watch asks of the attempt holding the lock (EtcdMutex), which keeps our key's state and sends every request. */
 export interface HeldKey {
   /** etcd revision at which we last saw our key. */
-  seenAt(): bigint;
+  readonly seenAt: bigint;
   /** We waited for the lock and have not yet written when we got it into our key. */
-  acquiredUnrecorded(): boolean;
+  readonly acquiredUnrecorded: boolean;
   /** Writes when we got the lock into our key; false if the key is gone. */
   recordAcquired(signal: AbortSignal): Promise<boolean>;
   /** A watch FROM NOW for our key's deletion, with the key as it was. */
-  watchDeletion(signal: AbortSignal): KeyWatch;
+  watchDeletion(listener: WatchListener): StoppableWatch;
   /** One read: is our key still there with its revision? */
   ownKeyRemains(signal: AbortSignal): Promise<boolean>;
 }
 
+/** setTimeout's callback: a function of the module, not a closure per lock. */
+function begin(watch: HolderWatch): void {
+  watch.begin();
+}
+
 /**
  * Calls `onGone` once if our key is deleted while we hold the lock (by anyone: an admin,
- * etcdctl, lease expiry). Returns a function that stops watching.
+ * etcdctl, lease expiry), from `delayMs` after the lock was taken (most locks end before).
+ *
+ * A lock can be held for hours and a process can hold thousands: while nothing happens, a held
+ * lock keeps only this object and its watch on the connection's stream (no promise, timer or
+ * AbortController). Every wake-up is confirmed by a read: a watch is never trusted alone.
  */
-export function watchHeldKey(held: HeldKey, onGone: (forced: boolean) => void, delayMs: number): () => void {
-  // made when the delay has passed: most locks end before it and never need one
-  let stop: AbortController | undefined;
-  const watch = async (signal: AbortSignal): Promise<void> => {
-    // stopped while reading: our own release may have deleted the key; the release reports a loss itself
-    const gone = async (): Promise<boolean> => !signal.aborted && !(await held.ownKeyRemains(signal)) && !signal.aborted;
-    // a holder that waited records when it got the lock, which also checks that its key is still there
-    if (held.acquiredUnrecorded() && !(await held.recordAcquired(signal)) && !signal.aborted) return onGone(false);
-    while (!signal.aborted) {
-      const watch = held.watchDeletion(signal);
-      let previous: IKeyValue | undefined;
-      try {
-        const attachedAt = await watch.attached;
-        // etcd moved on since we last saw our key (during the delay, say): it may be gone already
-        if ((attachedAt === undefined || attachedAt > held.seenAt()) && (await gone())) return onGone(false);
-        if (attachedAt !== undefined) previous = await watch.gone;
-      } finally {
-        watch.stop();
-      }
-      // a delete event, or trouble with the watch: read instead of trusting a resumed stream
-      if (await gone()) return onGone(previous !== undefined && decodeOwner(previous.value).forcedBy !== undefined);
+export class HolderWatch implements WatchListener, StoppableWatch {
+  private timer: NodeJS.Timeout | undefined;
+  private watch: StoppableWatch | undefined;
+  /** Aborts the reads under way when the watch stops; exists only while one is. */
+  private reading: AbortController | undefined;
+  private reads = 0;
+  private done = false;
+
+  constructor(
+    private readonly held: HeldKey,
+    private readonly onGone: (forced: boolean) => void,
+    delayMs: number,
+  ) {
+    this.timer = setTimeout(begin, delayMs, this).unref();
+  }
+
+  /** The delay has passed: a holder that waited records when it got the lock (which also checks its key), then watches. */
+  begin(): void {
+    this.timer = undefined;
+    if (this.held.acquiredUnrecorded) void this.read(signal => this.held.recordAcquired(signal), undefined, true);
+    else this.watchAgain();
+  }
+
+  stop(): void {
+    this.done = true;
+    clearTimeout(this.timer);
+    this.watch?.stop();
+    this.reading?.abort(STOPPED);
+  }
+
+  watchAttached(revision: bigint): void {
+    // etcd moved on since we last saw our key (during the delay, say): it may be gone already; the watch stays
+    if (revision > this.held.seenAt) void this.read(signal => this.held.ownKeyRemains(signal), undefined, false);
+  }
+
+  watchWoken(previous: IKeyValue | undefined): void {
+    this.watch = undefined;
+    // a delete event, or trouble with the watch: read instead of trusting a resumed stream
+    void this.read(signal => this.held.ownKeyRemains(signal), previous, true);
+  }
+
+  private watchAgain(): void {
+    if (!this.done) this.watch = this.held.watchDeletion(this);
+  }
+
+  /** Reads whether our key remains; gone: reported once (forced if an operator's forceUnlock marked it), else watches again if `rewatch`. */
+  private async read(remains: (signal: AbortSignal) => Promise<boolean>, previous: IKeyValue | undefined, rewatch: boolean): Promise<void> {
+    const reading = (this.reading ??= new AbortController());
+    this.reads++;
+    try {
+      const there = await remains(reading.signal);
+      // stopped while reading: our own release may have deleted the key; the release reports a loss itself
+      if (this.done) return;
+      if (!there) {
+        this.stop();
+        this.onGone(previous !== undefined && decodeOwner(previous.value).forcedBy !== undefined);
+      } else if (rewatch) this.watchAgain();
+    } catch {
+      // stopped, or a refusal no retry fixes: the release still checks the key
+    } finally {
+      if (--this.reads === 0 && this.reading === reading) this.reading = undefined;
     }
-  };
-  const timer = setTimeout(() => {
-    stop = new AbortController();
-    void watch(stop.signal).catch(() => undefined /* stopped */);
-  }, delayMs).unref();
-  return () => {
-    clearTimeout(timer);
-    stop?.abort(STOPPED);
-  };
+  }
 }

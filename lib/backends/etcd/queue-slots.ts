@@ -20,24 +20,32 @@ export interface QueueSlot {
  * new attempt would then take it for its own.
  */
 export class QueueSlots {
-  private readonly inUse = new Map<string, Set<number>>();
+  /** `<lock name>\0<slot>` of every name in use: one string per held lock, not a collection per lock. */
+  private readonly inUse = new Set<string>();
 
   claim(name: string): QueueSlot {
-    let slots = this.inUse.get(name);
-    if (!slots) this.inUse.set(name, (slots = new Set()));
     let number = 0;
-    while (slots.has(number)) number++;
-    slots.add(number);
-    let freed = false;
-    return {
-      number,
-      free: () => {
-        if (freed) return;
-        freed = true;
-        const current = this.inUse.get(name);
-        current?.delete(number);
-        if (current?.size === 0) this.inUse.delete(name);
-      },
-    };
+    while (this.inUse.has(slotName(name, number))) number++;
+    const slot = new ClaimedSlot(number, slotName(name, number), this.inUse);
+    this.inUse.add(slot.name);
+    return slot;
+  }
+}
+
+const slotName = (lock: string, number: number) => `${lock}\u0000${number}`;
+
+class ClaimedSlot implements QueueSlot {
+  private freed = false;
+
+  constructor(
+    readonly number: number,
+    readonly name: string,
+    private readonly inUse: Set<string>,
+  ) {}
+
+  free(): void {
+    if (this.freed) return;
+    this.freed = true;
+    this.inUse.delete(this.name);
   }
 }

@@ -14,6 +14,19 @@ export interface KeyWatch {
   stop(): void;
 }
 
+/** Told what happens to a watch started by {@link WatchStream.watch}. */
+export interface WatchListener {
+  /** etcd answered the create: the watch sees every change after `revision`. */
+  watchAttached(revision: bigint): void;
+  /** Once: the awaited event (with the key as it was before a delete, if asked for), or trouble (read again). The watch has ended. */
+  watchWoken(previous: IKeyValue | undefined): void;
+}
+
+/** A watch on the stream; `stop()` ends it (idempotent). */
+export interface StoppableWatch {
+  stop(): void;
+}
+
 type Stream = IDuplexStream<IWatchRequest, IWatchResponse>;
 
 /** How long a failed stream waits before the next is opened, doubling up to the maximum: a refusal does not spin. */
@@ -55,9 +68,17 @@ export class WatchStream {
    * once more if the watch attached after its last read.
    */
   watchFromNow(target: WatchTarget, signal: AbortSignal): KeyWatch {
-    const watch = new StreamWatch(String(this.nextId++), target, this, signal);
-    if (signal.aborted || this.closed) {
-      watch.end();
+    return new PromisedWatch(this, target, signal);
+  }
+
+  /**
+   * {@link watchFromNow} for a listener: nothing per watch but the watch itself (a held lock
+   * keeps one for as long as it is held). On a closed stream it is woken at once, after the call returns.
+   */
+  watch(target: WatchTarget, listener: WatchListener): StoppableWatch {
+    const watch = new StreamWatch(String(this.nextId++), target, listener, this);
+    if (this.closed) {
+      queueMicrotask(() => watch.end(undefined));
       return watch;
     }
     this.watches.set(watch.id, watch);
@@ -139,18 +160,18 @@ export class WatchStream {
         this.unanswered = this.unanswered.slice(this.unansweredHead);
         this.unansweredHead = 0;
       }
-      if (!watch) return;
-      if (!res.canceled) return watch.attach(BigInt(res.header.revision));
+      if (!watch || !this.watches.has(watch.id)) return; // stopped before etcd answered: its cancel follows
+      if (!res.canceled) return watch.listener.watchAttached(BigInt(res.header.revision));
       // refused (a permission, say): the owner reads instead, which says why
       this.watches.delete(watch.id);
-      return watch.end();
+      return watch.end(undefined);
     }
     const watch = this.watches.get(res.watch_id);
     if (!watch) return; // stopped here already: its cancel's answer, or an event that crossed it
     if (res.canceled) {
       // ended by etcd (compacted, say): the owner reads; nothing to cancel
       this.watches.delete(watch.id);
-      return watch.end();
+      return watch.end(undefined);
     }
     const event = res.events[0];
     if (event) watch.end(event.type === 'Delete' ? event.prev_kv : undefined);
@@ -173,37 +194,62 @@ export class WatchStream {
     this.unansweredHead = 0;
     const watches = [...this.watches.values()];
     this.watches.clear();
-    for (const watch of watches) watch.end();
+    for (const watch of watches) watch.end(undefined);
   }
 }
 
 /** One watch on a {@link WatchStream}. */
-class StreamWatch implements KeyWatch {
-  readonly attached: Promise<bigint | undefined>;
-  readonly gone: Promise<IKeyValue | undefined>;
+class StreamWatch implements StoppableWatch {
   /** The stream its create went out on. */
   sent: Stream | undefined;
-  private onAttached!: (revision: bigint | undefined) => void;
-  private onGone!: (previous: IKeyValue | undefined) => void;
-  private readonly onAbort = () => this.end();
+  private ended = false;
 
   constructor(
     readonly id: string,
     readonly target: WatchTarget,
+    readonly listener: WatchListener,
     private readonly stream: WatchStream,
+  ) {}
+
+  /** Woken: by the event (with the key as it was, if asked for), or by trouble. */
+  end(previous: IKeyValue | undefined): void {
+    if (this.ended) return;
+    this.stop();
+    this.listener.watchWoken(previous);
+  }
+
+  stop(): void {
+    this.ended = true;
+    this.stream.remove(this);
+  }
+}
+
+/** A watch as two promises, for a caller that awaits it (a waiter); it also ends when `signal` aborts. */
+class PromisedWatch implements KeyWatch, WatchListener {
+  readonly attached: Promise<bigint | undefined>;
+  readonly gone: Promise<IKeyValue | undefined>;
+  private onAttached!: (revision: bigint | undefined) => void;
+  private onGone!: (previous: IKeyValue | undefined) => void;
+  private readonly watch: StoppableWatch;
+  private readonly onAbort = () => this.watchWoken(undefined);
+
+  constructor(
+    stream: WatchStream,
+    target: WatchTarget,
     private readonly signal: AbortSignal,
   ) {
     this.attached = new Promise(resolve => (this.onAttached = resolve));
     this.gone = new Promise(resolve => (this.onGone = resolve));
-    signal.addEventListener('abort', this.onAbort, { once: true });
+    this.watch = stream.watch(target, this);
+    if (signal.aborted) this.watchWoken(undefined);
+    else signal.addEventListener('abort', this.onAbort, { once: true });
   }
 
-  attach(revision: bigint): void {
+  watchAttached(revision: bigint): void {
     this.onAttached(revision);
   }
 
-  /** Woken: by the event (with the key as it was, if asked for), by trouble, or by the abort. */
-  end(previous?: IKeyValue): void {
+  watchWoken(previous: IKeyValue | undefined): void {
     this.onAttached(undefined); // no-op once attached
     this.onGone(previous);
     this.stop();
@@ -211,6 +257,6 @@ class StreamWatch implements KeyWatch {
 
   stop(): void {
     this.signal.removeEventListener('abort', this.onAbort);
-    this.stream.remove(this);
+    this.watch.stop();
   }
 }

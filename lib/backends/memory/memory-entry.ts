@@ -70,7 +70,7 @@ export class MemoryEntry implements QueueEntry {
 
   wroteNothing(): void {}
 
-  watchHolder(onGone: (forced: boolean) => void): () => void {
+  watchHolder(onGone: (forced: boolean) => void): { stop(): void } {
     const stored = this.stored!;
     let stopped = false;
     const check = () => {
@@ -84,7 +84,7 @@ export class MemoryEntry implements QueueEntry {
       unsubscribe();
     };
     queueMicrotask(check); // removed before we watched
-    return stop;
+    return { stop };
   }
 
   async holdFor(ttl: number): Promise<TimedHold | null> {

@@ -79,7 +79,7 @@ export class RedisEntry implements QueueEntry {
 
   wroteNothing(): void {}
 
-  watchHolder(onGone: (forced: boolean) => void, delayMs: number): () => void {
+  watchHolder(onGone: (forced: boolean) => void, delayMs: number): { stop(): void } {
     const stop = this.channels.onGone(this.member, onGone);
     // a holder that waited records when it got the lock, later: no write on the handoff's path
     const timer = this.waited
@@ -90,9 +90,11 @@ export class RedisEntry implements QueueEntry {
           );
         }, delayMs).unref()
       : undefined;
-    return () => {
-      clearTimeout(timer);
-      stop();
+    return {
+      stop: () => {
+        clearTimeout(timer);
+        stop();
+      },
     };
   }
 
