@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type { BackendConnection, BackendSession, QueueEntry } from '../interfaces/lock-backend.interface.js';
 import { KindConflictError, EntryGoneError } from '../common/backend.errors.js';
 import { canQueueTogether, covers, describeKind, type LockKind } from '../common/lock-kind.js';
-import { LockAbortedError, LockAlreadyHeldError, LockConfigurationError, LockLostError, LockNotHeldError, LockServiceClosedError, LockTimeoutError } from '../common/lock.errors.js';
+import { LockAbortedError, LockAlreadyHeldError, LockConfigurationError, LockLostError, LockServiceClosedError, LockTimeoutError } from '../common/lock.errors.js';
 import { LOCK_KIND_CONFLICT } from '../common/lock.messages.js';
 import { ownerRecord } from '../common/owner-record.js';
 import type { AcquireOptions } from '../interfaces/acquire-options.interface.js';
@@ -39,8 +39,8 @@ export class Acquirer {
   reenter(name: string, kind: LockKind, reentrant = true): LockHandle | undefined {
     const outer = this.scope.holding(name);
     // not held here, released, or being released (its last hold gone): queue like anyone else
-    if (!outer || outer.holds === 0 || outer.signal.reason instanceof LockNotHeldError) return undefined;
-    if (!outer.isHeld) throw outer.signal.reason; // lost: never re-acquire silently
+    if (!outer || outer.holds === 0 || outer.released) return undefined;
+    if (!outer.isHeld) throw outer.reason ?? new LockLostError(name, 'session-expired'); // lost: never re-acquire silently
     if (!reentrant) throw new LockAlreadyHeldError(name);
     const held = outer.entry.kind;
     if (!canQueueTogether(held, kind)) throw new LockConfigurationError(LOCK_KIND_CONFLICT(name, describeKind(kind), describeKind(held)));
@@ -61,7 +61,9 @@ export class Acquirer {
     const retry = wait ? resolveRetry(options.retry) : undefined; // a try never waits, nor retries
     const ownTtl = resolveOwnLeaseTtl(options, this.settings.ttl);
     const startedAt = performance.now();
-    const outer = new AbortScope([this.closing, signal], waitTimeout);
+    const deadline = wait ? startedAt + waitTimeout : Infinity;
+    const remaining = () => Math.max(0, deadline - performance.now());
+    let timedOut = false;
     // while the backend is unreachable, try again within the wait; the last such error is the answer if time runs out
     let unavailable: unknown;
     const retrying = <T>(attempt: () => Promise<T>, abort: AbortSignal): Promise<T> =>
@@ -80,70 +82,74 @@ export class Acquirer {
         },
       });
     const failure = (err: unknown, session: BackendSession | undefined) =>
-      this.acquireError(err, name, performance.now() - startedAt, session, outer.timedOut, signal, unavailable);
+      this.acquireError(err, name, performance.now() - startedAt, session, timedOut, signal, unavailable);
+    // the service closing, the caller's signal or the end of the wait stop the acquire
+    const stopped = () => this.closing.aborted || signal?.aborted === true || timedOut;
     const openSession = async (): Promise<BackendSession> => {
+      const scope = new AbortScope([this.closing, signal], remaining());
       try {
         // the first session is bounded by connectTimeout (its opening retries within it); a later one, after an outage, is retried within the wait
-        const opening = this.sessions.connected ? retrying(() => this.sessions.current(), outer.signal) : this.sessions.current();
-        return await untilAborted(opening, outer.signal);
+        const opening = this.sessions.connected ? retrying(() => this.sessions.current(), scope.signal) : this.sessions.current();
+        return await untilAborted(opening, scope.signal);
       } catch (err) {
+        timedOut = scope.timedOut;
         throw failure(err, undefined);
+      } finally {
+        scope.dispose();
       }
     };
-    let session: BackendSession;
+    // most acquires find the session open: no scope, timer or listener for it
+    let session = this.sessions.live() ?? (await openSession());
     let entry: QueueEntry;
-    try {
-      session = await openSession();
-      for (let renewed = false; ; renewed = true) {
-        const stop = new AbortScope([outer.signal, session.signal]);
-        // this try's own entry and session: a retry on a new session makes new ones
-        const attempt = this.backend.entry(session, name, kind, ownerRecord(this.settings.ownerId));
-        const attemptSession = session;
-        let queued = false;
-        try {
-          // one entry for every try: a retried enqueue finds its own entry instead of queueing twice
-          const enqueue = retrying(() => attempt.tryAcquire(!wait || !fair), stop.signal);
-          // do not wait out a slow backend past the deadline; the entry is removed once the answer comes
-          enqueue.catch(() => undefined).finally(() => stop.signal.aborted && this.holds.discard(attempt, attemptSession));
-          const holds = await untilAborted(enqueue, stop.signal);
-          queued = true;
-          if (!holds) {
-            if (!wait) {
-              if (attempt.token !== undefined) await this.holds.discard(attempt, session); // a retried try found its own entry behind another
-              else attempt.wroteNothing();
-              return null;
-            }
-            this.events.emit({ type: 'waiting', key: name });
-            onWaiting?.();
-            this.waiting++;
-            try {
-              if (fair) await attempt.waitForTurn(stop.signal);
-              else await attempt.waitUntilFree(stop.signal);
-            } finally {
-              this.waiting--;
-            }
+    for (let renewed = false; ; renewed = true) {
+      // one scope per try: the wait's deadline, the caller's signal, the service closing and the session's end
+      const stop = new AbortScope([this.closing, signal, session.signal], remaining());
+      // this try's own entry and session: a retry on a new session makes new ones
+      const attempt = this.backend.entry(session, name, kind, ownerRecord(this.settings.ownerId));
+      const attemptSession = session;
+      let queued = false;
+      try {
+        // one entry for every try: a retried enqueue finds its own entry instead of queueing twice
+        const enqueue = retrying(() => attempt.tryAcquire(!wait || !fair), stop.signal);
+        // do not wait out a slow backend past the deadline; the entry is removed once the answer comes
+        enqueue.catch(() => undefined).finally(() => stop.signal.aborted && this.holds.discard(attempt, attemptSession));
+        const holds = await untilAborted(enqueue, stop.signal);
+        queued = true;
+        if (!holds) {
+          if (!wait) {
+            if (attempt.token !== undefined) await this.holds.discard(attempt, session); // a retried try found its own entry behind another
+            else attempt.wroteNothing();
+            return null;
           }
-          if (!session.isValid) throw new LockLostError(name, 'session-expired');
-          stop.signal.throwIfAborted(); // lost a race against a timeout, abort or close
-          entry = attempt;
-          break;
-        } catch (err) {
-          await this.holds.discard(attempt, session); // no entry is left behind, on any failure path
-          if (this.backend.isSessionGone(err)) session.expire(); // the backend says the session is gone
-          // the session ended before this acquire queued anything: it held nothing and lost nothing,
-          // so it queues again on a new session, once
-          if (session.signal.aborted && !queued && !renewed && !outer.signal.aborted) {
-            session = await openSession();
-            continue;
+          this.events.emit({ type: 'waiting', key: name });
+          onWaiting?.();
+          this.waiting++;
+          try {
+            if (fair) await attempt.waitForTurn(stop.signal);
+            else await attempt.waitUntilFree(stop.signal);
+          } finally {
+            this.waiting--;
           }
-          if (err instanceof KindConflictError) throw new LockConfigurationError(LOCK_KIND_CONFLICT(name, describeKind(kind), describeKind(err.found)));
-          throw failure(err, session);
-        } finally {
-          stop.dispose();
         }
+        if (!session.isValid) throw new LockLostError(name, 'session-expired');
+        stop.signal.throwIfAborted(); // lost a race against a timeout, abort or close
+        entry = attempt;
+        break;
+      } catch (err) {
+        timedOut ||= stop.timedOut;
+        await this.holds.discard(attempt, session); // no entry is left behind, on any failure path
+        if (this.backend.isSessionGone(err)) session.expire(); // the backend says the session is gone
+        // the session ended before this acquire queued anything: it held nothing and lost nothing,
+        // so it queues again on a new session, once
+        if (session.signal.aborted && !queued && !renewed && !stopped()) {
+          session = await openSession();
+          continue;
+        }
+        if (err instanceof KindConflictError) throw new LockConfigurationError(LOCK_KIND_CONFLICT(name, describeKind(kind), describeKind(err.found)));
+        throw failure(err, session);
+      } finally {
+        stop.dispose();
       }
-    } finally {
-      outer.dispose();
     }
     const held = await this.holds.start(name, entry, session, { minHold, maxHold, ownTtl, waitedMs: performance.now() - startedAt });
     return new HeldLockHandle(held, this.holds);

@@ -61,7 +61,7 @@ export class Holds implements HoldOwner {
     // removed before the session ends: a session's end removes entries the way an expiry does, and watchers would report them expired
     await this.backend.releaseAll(stillHeld.map(lock => lock.entry));
     for (const lock of held) this.end(lock, 'released');
-    await Promise.all(held.map(lock => lock.timedEnded)); // hard-TTL locks' entries go before the connection closes
+    await Promise.all(held.map(lock => lock.timedEnded)); // hard-TTL locks' entries go before the connection closes (undefined: none)
     return stillHeld.length;
   }
 
@@ -78,7 +78,7 @@ export class Holds implements HoldOwner {
 
   /** renew(): a fresh TTL for a hard-TTL lock; a check only for the others. */
   async renewHold(held: HeldLock, ttl?: number): Promise<void> {
-    if (!held.isHeld) throw held.signal.reason ?? new LockLostError(held.key, 'session-expired');
+    if (!held.isHeld) throw held.reason ?? new LockLostError(held.key, 'session-expired');
     const timed = held.timed;
     if (!timed) return; // the session keeps it alive
     const seconds = ttl === undefined ? timed.ttl : resolveOwnLeaseTtl({ autoRenew: false, ttl }, timed.ttl)!;
@@ -89,9 +89,9 @@ export class Holds implements HoldOwner {
       throw this.backend.toLockError(err); // not renewed: the lock lasts until its current deadline
     }
     if (!renewed) this.end(held, 'key-deleted');
-    else if (held.signal.aborted) await timed.end(); // it ran out while we renewed: let the new life go too
+    else if (held.ended) await timed.end(); // it ran out while we renewed: let the new life go too
     else timed.onDeadline(() => this.end(held, 'ttl-expired'));
-    held.signal.throwIfAborted();
+    if (held.ended) throw held.reason;
   }
 
   /**
@@ -125,7 +125,7 @@ export class Holds implements HoldOwner {
    * ours: a deletion the (deferred) holder watch did not report yet is reported now.
    */
   private async releaseNow(held: HeldLock): Promise<void> {
-    if (held.signal.aborted) return; // already lost or released
+    if (held.ended) return; // already lost or released
     held.holderWatch?.stop(); // our own delete is not a loss
     let wasOurs = true;
     try {

@@ -45,8 +45,11 @@ export class HeldLock {
   /** A hard-TTL lock's own life; undefined: the session keeps the lock alive. */
   timed: TimedHold | undefined;
   /** Settles once the timed hold, if any, has ended after the lock ended. */
-  timedEnded: Promise<void> = Promise.resolve();
-  private readonly ended = new AbortController();
+  timedEnded: Promise<void> | undefined;
+  /** How the lock ended: a loss's error, or 'released'; undefined while held. */
+  private endedBy: LockLostError | 'released' | undefined;
+  /** Made when `signal` is first read: most locks are released without anyone listening. */
+  private controller: AbortController | undefined;
 
   constructor(
     readonly key: string,
@@ -61,12 +64,39 @@ export class HeldLock {
   }
 
   get signal(): AbortSignal {
-    return this.ended.signal;
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.endedBy) this.controller.abort(this.reason);
+    }
+    return this.controller.signal;
+  }
+
+  /** The lock ended: released, or lost. */
+  get ended(): boolean {
+    return this.endedBy !== undefined;
+  }
+
+  /** Released by its holder (not lost). */
+  get released(): boolean {
+    return this.endedBy === 'released';
+  }
+
+  /** Why the lock ended, as its signal's reason says: a LockLostError, or a LockNotHeldError after the release; undefined while held. */
+  get reason(): LockLostError | LockNotHeldError | undefined {
+    if (this.endedBy !== 'released') return this.endedBy;
+    // its stack would say nothing, and capturing one costs more than the rest of a release's work (assertHeld throws a fresh error)
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    try {
+      return new LockNotHeldError(this.key);
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
   }
 
   /** Checks the deadline too, so a paused process learns of the loss on its first look. */
   get isHeld(): boolean {
-    return (this.timed ? this.timed.isValid : this.session.isValid) && !this.ended.signal.aborted;
+    return (this.timed ? this.timed.isValid : this.session.isValid) && this.endedBy === undefined;
   }
 
   /** Ends the lock as lost; false if it had already ended. */
@@ -76,26 +106,16 @@ export class HeldLock {
 
   /** Ends the lock as released; false if it had already ended. */
   release(): boolean {
-    if (this.ended.signal.aborted) return false;
-    // the signal's reason after a release says "released"; its stack would say nothing, and capturing one
-    // costs more than the rest of a release's work in this process (assertHeld throws a fresh error)
-    const limit = Error.stackTraceLimit;
-    Error.stackTraceLimit = 0;
-    let reason: LockNotHeldError;
-    try {
-      reason = new LockNotHeldError(this.key);
-    } finally {
-      Error.stackTraceLimit = limit;
-    }
-    return this.end(reason);
+    return this.end('released');
   }
 
-  private end(reason: LockLostError | LockNotHeldError): boolean {
-    if (this.ended.signal.aborted) return false;
+  private end(how: LockLostError | 'released'): boolean {
+    if (this.endedBy) return false;
+    this.endedBy = how;
     this.holderWatch?.stop();
     clearTimeout(this.maxHoldTimer);
     if (this.timed) this.timedEnded = this.timed.end(); // its entry, if still there, goes with it
-    this.ended.abort(reason);
+    this.controller?.abort(this.reason);
     return true;
   }
 }
@@ -144,7 +164,7 @@ export class HeldLockHandle implements LockHandle {
 
   assertHeld(): void {
     if (this.held.isHeld && !this.released) return;
-    const reason: unknown = this.held.signal.reason;
+    const reason = this.held.reason;
     throw reason instanceof LockLostError ? reason : new LockNotHeldError(this.key); // with the caller's stack
   }
 

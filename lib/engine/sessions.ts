@@ -8,6 +8,8 @@ export class Sessions {
   /** A session was opened once: the backend was reachable with these options, so a failure to open another is an outage. */
   connected = false;
   private session: Promise<BackendSession> | undefined;
+  /** The session `session` resolved to, once it has. */
+  private opened: BackendSession | undefined;
 
   constructor(
     private readonly backend: BackendConnection,
@@ -26,6 +28,11 @@ export class Sessions {
     }
   }
 
+  /** The live session if one is open now, without waiting: most acquires need nothing more. */
+  live(): BackendSession | undefined {
+    return this.opened?.isValid ? this.opened : undefined;
+  }
+
   /** The last session opened or opening, if it opened. */
   last(): Promise<BackendSession | undefined> {
     return this.session?.catch(() => undefined) ?? Promise.resolve(undefined);
@@ -35,6 +42,7 @@ export class Sessions {
     const opening = this.backend.openSession(this.onExpired).then(
       session => {
         this.connected = true;
+        if (this.session === opening) this.opened = session;
         this.ids.add(session.id);
         this.log.sessionOpened(session);
         return session;
