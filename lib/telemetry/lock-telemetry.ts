@@ -33,6 +33,8 @@ export class LockTelemetry {
   private readonly on: { otel: OpenTelemetryApi; instruments: LockInstruments; tracer: Tracer } | undefined;
   /** No meter provider was registered: the API's no-op meter records nothing. */
   private readonly metricsOff: boolean = true;
+  /** No tracer provider was registered either: nothing to record at all, nothing to do per acquire. */
+  private readonly allOff: boolean = true;
 
   constructor(private readonly backend: string) {
     const otel = openTelemetryApi();
@@ -40,6 +42,10 @@ export class LockTelemetry {
     // the meter is bound now: an SDK registered after the service is created is not seen (the docs say so)
     const meter = otel.metrics.getMeter(INSTRUMENTATION_SCOPE);
     this.metricsOff = meter === otel.createNoopMeter();
+    // the global tracer provider is a proxy; a fresh proxy's delegate is the API's no-op provider
+    const tracers = otel.trace.getTracerProvider();
+    const noTracing = tracers instanceof otel.ProxyTracerProvider && tracers.getDelegate() === new otel.ProxyTracerProvider().getDelegate();
+    this.allOff = this.metricsOff && noTracing;
     this.on = { otel, instruments: createLockInstruments(meter), tracer: otel.trace.getTracer(INSTRUMENTATION_SCOPE) };
   }
 
@@ -48,7 +54,7 @@ export class LockTelemetry {
    * caller's active span, records its wait and outcome, and follows the hold it returns.
    */
   async acquire<H extends FollowedHold>(target: AcquireTarget, take: (onWaiting: () => void) => Promise<H | null>): Promise<H | null> {
-    if (!this.on) return take(ignore);
+    if (!this.on || this.allOff) return take(ignore);
     const { otel, instruments, tracer } = this.on;
     const attributes: Attributes = { 'lock.name': target.name, 'lock.kind': target.kind.mode, 'lock.backend': this.backend };
     const caller = otel.context.active();
