@@ -29,6 +29,11 @@ export interface StoppableWatch {
 
 type Stream = IDuplexStream<IWatchRequest, IWatchResponse>;
 
+/** setImmediate's callback: a function of the module, not a closure per call. */
+function sendCancels(watches: WatchStream, stream: Stream): void {
+  watches.sendCancels(stream);
+}
+
 /** How long a failed stream waits before the next is opened, doubling up to the maximum: a refusal does not spin. */
 const REOPEN_FIRST_MS = 50;
 const REOPEN_MAX_MS = 1000;
@@ -54,6 +59,8 @@ export class WatchStream {
   private unanswered: StreamWatch[] = [];
   private unansweredHead = 0;
   private reopenDelay = 0;
+  /** Ids of stopped watches whose cancel is about to go out (see remove). */
+  private cancels: string[] = [];
 
   constructor(private readonly client: Etcd3) {}
 
@@ -114,7 +121,16 @@ export class WatchStream {
   remove(watch: StreamWatch): void {
     if (!this.watches.delete(watch.id)) return;
     // cancel it, even before etcd answered its create: etcd handles the two in order
-    if (watch.sent === this.stream) this.stream?.write({ cancel_request: { watch_id: watch.id } });
+    if (watch.sent !== this.stream || !this.stream) return;
+    this.cancels.push(watch.id);
+    // after what the woken owner sends at once (a handoff's confirming read): its events are ignored meanwhile
+    if (this.cancels.length === 1) setImmediate(sendCancels, this, this.stream);
+  }
+
+  /** The cancels of watches stopped since the last ones went out, on `stream` if it is still the stream. */
+  sendCancels(stream: Stream): void {
+    if (stream !== this.stream) return; // etcd ended those watches with the stream (drop() forgot their cancels)
+    for (const id of this.cancels.splice(0)) stream.write({ cancel_request: { watch_id: id } });
   }
 
   /**
@@ -181,6 +197,7 @@ export class WatchStream {
   private drop(stream: Stream | undefined): void {
     if (!stream || stream !== this.stream) return;
     this.stream = undefined;
+    this.cancels = [];
     try {
       stream.cancel();
     } catch {
