@@ -9,10 +9,11 @@ import { HeldLock, type HoldOwner } from './lock.handle.js';
 /**
  * How long a lock is held before its holder watches its own entry. DESIGN §3 rule 7 has the
  * holder watch at once; measured on etcd, a watch created and cancelled per lock cost about as
- * much as the lock itself (etcd3 creates watches one at a time), so short critical sections
- * skip it. Nothing goes unreported: the watch starts from the acquisition, so a deletion
- * meanwhile is delivered when it starts, and the release's guarded delete reports an entry
- * that is no longer ours as a loss.
+ * much as the lock itself (with etcd3's watchers, created one round trip at a time), and it
+ * still costs etcd a create and a cancel, so short critical sections skip it. Nothing goes
+ * unreported: when the watch starts, the holder reads its entry if the store moved on since
+ * the acquisition, and the release's guarded delete reports an entry that is no longer ours
+ * as a loss.
  */
 export const HOLDER_WATCH_DELAY_MS = 100;
 

@@ -11,14 +11,19 @@ export class LockEvents {
     private readonly ownerId: string,
     /** ids of this service's sessions: the watch reports only the others' locks */
     private readonly ownSessions: ReadonlySet<string>,
+    /** told of each of this service's locks that ends without a release (the service's log) */
+    private readonly onLoss?: (event: LockEvent) => void,
   ) {
     this.events$ = this.subject.asObservable();
   }
 
   /** An event of a lock of this service. */
   emit(event: Omit<LockEvent, 'owner' | 'origin' | 'at'>): void {
-    if (!this.subject.observed) return; // nobody listens: do not build an event per acquire and release
-    this.subject.next({ ...event, owner: this.ownerId, origin: 'local', at: new Date() });
+    const loss = event.type === 'lost' || event.type === 'expired';
+    if (!this.subject.observed && !(loss && this.onLoss)) return; // nobody listens: do not build an event per acquire and release
+    const full: LockEvent = { ...event, owner: this.ownerId, origin: 'local', at: new Date() };
+    if (loss) this.onLoss?.(full);
+    this.subject.next(full);
   }
 
   /** The watch's changes to other processes' locks, as remote events. */

@@ -1,4 +1,3 @@
-import type { Observable } from 'rxjs';
 import { LockLostError, type LockLossReason } from '../common/lock.errors.js';
 import { LOG_CLOSED, LOG_CLOSED_UNCONFIRMED, LOG_LOCK_LOST, LOG_SESSION_EXPIRED, LOG_SESSION_REPLACED, LOG_STARTED } from '../common/lock.messages.js';
 import type { LockEvent } from '../interfaces/lock-event.interface.js';
@@ -19,19 +18,23 @@ interface SessionInfo {
 export class LockServiceLogger {
   private started = false;
 
+  /**
+   * Warns of a local lock lost: session expired, key deleted, force-unlocked, past maxHold or
+   * its own ttl. Undefined without a logger, so that nothing is built per lock for it. Told
+   * directly, not through events$: a subscriber there would make every acquire and release build an event.
+   */
+  readonly lockLost: ((event: LockEvent) => void) | undefined;
+
   constructor(
     private readonly logger: LockLogger | undefined,
     private readonly where: string,
     private readonly prefix: string,
-  ) {}
-
-  /** Warns of each local lock lost: session expired, key deleted, force-unlocked, past maxHold or its own ttl. */
-  follow(events$: Observable<LockEvent>): void {
-    if (!this.logger) return;
-    events$.subscribe(event => {
-      if (event.origin !== 'local' || (event.type !== 'lost' && event.type !== 'expired') || !event.reason) return;
-      this.write('warn', LOG_LOCK_LOST(lossMessage(event.key, event.reason), event.reason, event.token, event.heldMs));
-    });
+  ) {
+    this.lockLost = logger
+      ? event => {
+          if (event.reason) this.write('warn', LOG_LOCK_LOST(lossMessage(event.key, event.reason), event.reason, event.token, event.heldMs));
+        }
+      : undefined;
   }
 
   sessionOpened(session: SessionInfo): void {

@@ -59,9 +59,8 @@ export class LockService {
     this.log = new LockServiceLogger(this.options.logger, this.backend.description, prefix);
     this.telemetry = new LockTelemetry(this.backend.system ?? 'custom');
     this.sessions = new Sessions(this.backend, this.log, expired => this.holds.sessionExpired(expired, lost => this.log.sessionExpired(expired, lost)));
-    this.events = new LockEvents(ownerId, this.sessions.ids);
+    this.events = new LockEvents(ownerId, this.sessions.ids, this.log.lockLost);
     this.events$ = this.events.events$;
-    this.log.follow(this.events$);
     this.holds = new Holds(this.backend, this.events, this.closing.signal);
     this.acquirer = new Acquirer(this.backend, this.sessions, this.holds, this.events, this.scope, this.closing.signal, { ttl, ownerId });
     if (this.options.watch) {
