@@ -8,7 +8,6 @@ import { ownerRecord } from '../common/owner-record.js';
 import type { AcquireOptions } from '../interfaces/acquire-options.interface.js';
 import { AbortScope } from '../util/abort-scope.js';
 import { retryWithBackoff } from '../util/retry.js';
-import { untilAborted } from '../util/until-aborted.js';
 import type { Holds } from './holds.js';
 import { resolveOwnLeaseTtl, resolveRetry, validateDuration } from './lock-options.js';
 import type { LockEvents } from './lock-events.js';
@@ -66,7 +65,7 @@ export class Acquirer {
     let timedOut = false;
     // while the backend is unreachable, try again within the wait; the last such error is the answer if time runs out
     let unavailable: unknown;
-    const retrying = <T>(attempt: () => Promise<T>, abort: AbortSignal): Promise<T> =>
+    const retrying = <T>(attempt: () => Promise<T>, abort: AbortScope): Promise<T> =>
       retryWithBackoff(async () => {
         const value = await attempt();
         unavailable = undefined; // the backend answered: a later timeout is a plain timeout
@@ -89,8 +88,8 @@ export class Acquirer {
       const scope = new AbortScope([this.closing, signal], remaining());
       try {
         // the first session is bounded by connectTimeout (its opening retries within it); a later one, after an outage, is retried within the wait
-        const opening = this.sessions.connected ? retrying(() => this.sessions.current(), scope.signal) : this.sessions.current();
-        return await untilAborted(opening, scope.signal);
+        const opening = this.sessions.connected ? retrying(() => this.sessions.current(), scope) : this.sessions.current();
+        return await scope.race(opening);
       } catch (err) {
         timedOut = scope.timedOut;
         throw failure(err, undefined);
@@ -110,10 +109,10 @@ export class Acquirer {
       let queued = false;
       try {
         // one entry for every try: a retried enqueue finds its own entry instead of queueing twice
-        const enqueue = retrying(() => attempt.tryAcquire(!wait || !fair), stop.signal);
+        const enqueue = retrying(() => attempt.tryAcquire(!wait || !fair), stop);
         // do not wait out a slow backend past the deadline; the entry is removed once the answer comes
-        enqueue.catch(() => undefined).finally(() => stop.signal.aborted && this.holds.discard(attempt, attemptSession));
-        const holds = await untilAborted(enqueue, stop.signal);
+        enqueue.catch(() => undefined).finally(() => stop.aborted && this.holds.discard(attempt, attemptSession));
+        const holds = await stop.race(enqueue);
         queued = true;
         if (!holds) {
           if (!wait) {
@@ -132,7 +131,7 @@ export class Acquirer {
           }
         }
         if (!session.isValid) throw new LockLostError(name, 'session-expired');
-        stop.signal.throwIfAborted(); // lost a race against a timeout, abort or close
+        stop.throwIfAborted(); // lost a race against a timeout, abort or close
         entry = attempt;
         break;
       } catch (err) {

@@ -1,3 +1,5 @@
+import { AbortScope } from './abort-scope.js';
+
 /**
  * Calls `attempt` until it succeeds, sleeping between tries (doubling from `initialMs` up to
  * `maxMs`) while `retryIf(error)` says the failure is worth another try. Rejects with the
@@ -5,7 +7,7 @@
  */
 export async function retryWithBackoff<T>(
   attempt: () => Promise<T>,
-  options: { initialMs: number; maxMs: number; retryIf: (error: unknown) => boolean; signal?: AbortSignal },
+  options: { initialMs: number; maxMs: number; retryIf: (error: unknown) => boolean; signal?: AbortSignal | AbortScope },
 ): Promise<T> {
   for (let delay = options.initialMs; ; delay = Math.min(delay * 2, options.maxMs)) {
     options.signal?.throwIfAborted();
@@ -13,7 +15,8 @@ export async function retryWithBackoff<T>(
       return await attempt();
     } catch (err) {
       if (!options.retryIf(err)) throw err;
-      await sleep(delay, options.signal);
+      // a scope makes its AbortSignal only now: most attempts succeed the first time
+      await sleep(delay, options.signal instanceof AbortScope ? options.signal.signal : options.signal);
     }
   }
 }
