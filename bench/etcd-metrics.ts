@@ -13,6 +13,7 @@ export interface EtcdCounters {
   streams: number; // bidi streams opened (watch, keepalive)
   watchEvents: number; // events sent to watchers
   watchRequests: number; // messages received on watch streams (watch creates and cancels)
+  cpuSeconds: number; // CPU time etcd's process has used (its process collector)
 }
 
 export async function readCounters(etcd: EtcdHandle): Promise<EtcdCounters> {
@@ -29,6 +30,7 @@ export async function readCounters(etcd: EtcdHandle): Promise<EtcdCounters> {
     streams: metric(text, 'grpc_server_started_total', { grpc_type: 'bidi_stream' }),
     watchEvents: metric(text, 'etcd_debugging_mvcc_events_total', {}),
     watchRequests: metric(text, 'grpc_server_msg_received_total', { grpc_method: 'Watch' }),
+    cpuSeconds: metric(text, 'process_cpu_seconds_total', {}),
   };
 }
 

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { LockService } from '../../lib/index.js';
 import { createEtcdClient } from '../../lib/backends/etcd/etcd-client.js';
 import type { BenchCase, SubjectResult, TargetResult } from '../bench.types.js';
@@ -92,7 +93,19 @@ export const throughput: BenchCase = async ({ etcd, quick, progress }) => {
       targets.push({ target: 'p50 <= floor p50 (1 proc x 8)', measured: `${ours.p50!.toFixed(2)} / ${floor.p50!.toFixed(2)} ms`, met: ours.p50! <= floor.p50! });
   }
   for (const s of out) {
-    s.note = `${s.rpc!.txn.toFixed(2)} txn, ${s.rpc!.streams.toFixed(2)} streams, ${s.rpc!.watchRequests.toFixed(2)} watch msgs/op; ${cpuPerCycle.get(s.subject)!.toFixed(0)} µs CPU/op`;
+    s.note =
+      `${s.rpc!.txn.toFixed(2)} txn, ${s.rpc!.streams.toFixed(2)} streams, ${s.rpc!.watchRequests.toFixed(2)} watch msgs/op; ` +
+      `${cpuPerCycle.get(s.subject)!.toFixed(0)} µs client CPU/op, ${(s.rpc!.cpuSeconds * 1e6).toFixed(0)} µs etcd CPU/op`;
+  }
+  // both sides share the machine's cores: CPU per cycle, client and etcd together, bounds cycles/s
+  for (const loops of [64, 8]) {
+    const total = (name: string) => cpuPerCycle.get(`${name}, 1 proc x ${loops}`)! + by(`${name}, 1 proc x ${loops}`).rpc!.cpuSeconds * 1e6;
+    const ours = total(NAMES.ours);
+    const floor = total(NAMES.floor);
+    notes.push(
+      `1 proc x ${loops}: client + etcd CPU per cycle ${ours.toFixed(0)} µs for ours, ${floor.toFixed(0)} µs for the floor (${(floor / ours).toFixed(2)} x ours); ` +
+        `at most ${((os.availableParallelism() * 1e6) / ours).toFixed(0)} cycles/s on ${os.availableParallelism()} cores with nothing else running.`,
+    );
   }
   return { id: '2', title: 'Throughput, distinct keys in parallel (64 and 8 loops)', subjects: out, targets, notes };
 };
