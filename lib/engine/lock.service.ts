@@ -1,4 +1,3 @@
-import { setMaxListeners } from 'node:events';
 import type { Observable } from 'rxjs';
 import { EtcdBackend } from '../backends/etcd/index.js';
 import type { BackendConnection, BackendSession, LockWatch } from '../interfaces/lock-backend.interface.js';
@@ -55,7 +54,6 @@ export class LockService {
     const { prefix, ttl, connectTimeout, ownerId } = this.options;
     const backend = this.options.backend ?? new EtcdBackend(this.options.etcd, options.client, names);
     this.backend = backend.connect({ prefix, ttl, connectTimeout, ownerId });
-    setMaxListeners(Infinity, this.closing.signal); // every acquire in flight listens to it
     this.log = new LockServiceLogger(this.options.logger, this.backend.description, prefix);
     this.telemetry = new LockTelemetry(this.backend.system ?? 'custom');
     this.sessions = new Sessions(this.backend, this.log, expired => this.holds.sessionExpired(expired, lost => this.log.sessionExpired(expired, lost)));

@@ -1,4 +1,3 @@
-import { setMaxListeners } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { ClientClosedError, EtcdLeaseInvalidError, type Etcd3, type IDuplexStream, type ILeaseKeepAliveRequest, type ILeaseKeepAliveResponse } from 'etcd3';
 import { LockConfigurationError } from '../../common/lock.errors.js';
@@ -85,7 +84,6 @@ export class EtcdSession implements BackendSession {
     this.leaseHex = BigInt(leaseId).toString(16);
     this.ttl = ttlSeconds;
     this.signal = this.ended.signal;
-    setMaxListeners(Infinity, this.signal); // every acquire in flight listens to it
     this.ttlMs = ttlSeconds * 1000;
     this.marginMs = Math.min(1000, this.ttlMs / 10);
     this.intervalMs = keepAliveInterval(this.ttlMs, this.marginMs);
@@ -95,11 +93,12 @@ export class EtcdSession implements BackendSession {
     void this.openStream(); // now, not at the first tick: the session's stream is part of opening it
   }
 
-  /** True while the session can vouch for its locks; checks the clock, not only the timer. */
+  /** Ms left before the session's deadline if no keepalive is acknowledged meanwhile; 0 once it ended. */
   get validForMs(): number {
     return this.isValid ? Math.max(0, this.validUntil - performance.now()) : 0;
   }
 
+  /** True while the session can vouch for its locks; checks the clock, not only the timer. */
   get isValid(): boolean {
     if (!this.ended.signal.aborted && performance.now() >= this.validUntil) this.expire();
     return !this.ended.signal.aborted;

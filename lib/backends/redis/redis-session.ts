@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { setMaxListeners } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import type { BackendSession } from '../../interfaces/lock-backend.interface.js';
 import { keepAliveInterval } from '../../util/keep-alive.js';
@@ -58,7 +57,6 @@ export class RedisSession implements BackendSession {
     private readonly onExpired: (session: RedisSession) => void,
   ) {
     this.signal = this.ended.signal;
-    setMaxListeners(Infinity, this.signal); // every acquire in flight listens to it
     this.ttlMs = ttl * 1000;
     this.marginMs = Math.min(1000, this.ttlMs / 10);
     this.validUntil = sentAt + this.ttlMs - this.marginMs;
