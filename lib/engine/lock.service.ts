@@ -12,7 +12,7 @@ import { validateLockKey } from '../common/lock-name.js';
 import { Acquirer } from './acquirer.js';
 import { Holds } from './holds.js';
 import { resolveLockKind, resolveLockOptions, resolveTelemetryName, validateDuration, validateWaitTimeout, type ResolvedLockOptions } from './lock-options.js';
-import { untilAborted } from '../util/until-aborted.js';
+import { AbortScope } from '../util/abort-scope.js';
 import { LockEvents } from './lock-events.js';
 import { LockScope } from './lock-scope.js';
 import { LockServiceLogger } from './lock-service.logger.js';
@@ -164,14 +164,16 @@ export class LockService {
       waiting: this.acquirer.waiting,
     });
     if (this.closing.signal.aborted) return report(undefined, 'the lock service is closed');
-    const deadline = AbortSignal.timeout(timeout);
+    const deadline = new AbortScope([], timeout);
     let session: BackendSession | undefined;
     try {
-      session = await untilAborted(this.sessions.current(), deadline);
-      await untilAborted(this.backend.checkAccess(), deadline);
+      session = await deadline.race(this.sessions.current());
+      await deadline.race(this.backend.checkAccess());
     } catch (err) {
       const live = session?.isValid ? session : undefined;
-      return report(live, deadline.aborted ? `${this.backend.description} did not answer within ${timeout} ms` : this.backend.toLockError(err).message);
+      return report(live, deadline.timedOut ? `${this.backend.description} did not answer within ${timeout} ms` : this.backend.toLockError(err).message);
+    } finally {
+      deadline.dispose();
     }
     return session.isValid ? report(session) : report(undefined, `the session passed its deadline: no keepalive was acknowledged within its TTL of ${session.ttl} s`);
   }

@@ -66,7 +66,10 @@ export class AbortScope {
     if (this.stopped) throw this.stoppedBy;
   }
 
-  /** `promise`'s outcome, or the scope's reason as soon as it aborts (the promise's later failure is then nobody's). */
+  /**
+   * `promise`'s outcome, or the scope's reason as soon as it aborts (the promise's later failure
+   * is then nobody's). One race at a time: an abort rejects the latest.
+   */
   race<T>(promise: Promise<T>): Promise<T> {
     if (this.stopped) {
       promise.catch(() => undefined);
