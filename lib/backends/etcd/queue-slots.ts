@@ -25,10 +25,10 @@ export class QueueSlots {
 
   claim(name: string): QueueSlot {
     let number = 0;
-    while (this.inUse.has(slotName(name, number))) number++;
-    const slot = new ClaimedSlot(number, slotName(name, number), this.inUse);
-    this.inUse.add(slot.name);
-    return slot;
+    let slot = slotName(name, number);
+    while (this.inUse.has(slot)) slot = slotName(name, ++number);
+    this.inUse.add(slot);
+    return new ClaimedSlot(number, slot, this.inUse);
   }
 }
 

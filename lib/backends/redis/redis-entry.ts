@@ -40,10 +40,9 @@ export class RedisEntry implements QueueEntry {
     const [token, holdsOrKind] = (await this.script(ACQUIRE, this.member, onlyIfFree ? '1' : '0', encodeOwner(this.record).toString())) as [number, number | string | undefined];
     if (token === -1) throw new RedisSessionGoneError();
     if (token === -2) throw new KindConflictError(kindOfTag(String(holdsOrKind)) ?? EXCLUSIVE);
-    const holds = holdsOrKind;
     if (token === 0) return false; // busy: nothing written
     this.token = BigInt(token);
-    return holds === 1;
+    return holdsOrKind === 1;
   }
 
   async waitForTurn(signal: AbortSignal): Promise<void> {
