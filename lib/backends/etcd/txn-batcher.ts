@@ -40,10 +40,15 @@ export class TxnBatcher {
     const batch = this.takeBatch();
     if (batch.length === 0) return;
     this.inFlight = true;
-    void this.send(batch).finally(() => {
-      this.inFlight = false;
-      this.flush();
-    });
+    // the next batch leaves once the callers answered have run on (setImmediate: after every
+    // pending microtask): what they send next (a release after an acquire) joins it instead
+    // of waiting a whole round trip for the batch after
+    void this.send(batch).finally(() =>
+      setImmediate(() => {
+        this.inFlight = false;
+        this.flush();
+      }),
+    );
   }
 
   /** The oldest waiting requests, at most one per lock and `maxOps` in all; the others wait for the next batch. */
