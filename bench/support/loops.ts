@@ -3,9 +3,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EtcdLockFailedError, type Etcd3 } from 'etcd3';
 import type { LockService } from '../../lib/index.js';
+import { bareFifoAcquire, bareGroupCommitCycle } from './bare-etcd.js';
 
-export type ThroughputSubject = 'floor' | 'etcd3' | 'ours';
-export type ContendSubject = 'ours' | 'polling';
+export type ThroughputSubject = 'floor' | 'etcd3' | 'bare' | 'ours';
+export type ContendSubject = 'ours' | 'bare' | 'polling';
 
 /** Wall-clock ms, comparable across processes on one machine. */
 export const wallNow = () => performance.timeOrigin + performance.now();
@@ -24,6 +25,8 @@ export function cycleOf(subject: ThroughputSubject, client: Etcd3, locks: LockSe
         await lock.acquire();
         await lock.release();
       };
+    case 'bare':
+      return bareGroupCommitCycle(client);
     case 'ours':
       return async key => {
         const lock = await locks.acquire(key);
@@ -91,9 +94,13 @@ export async function runContended(
     return { token, acquiredAt, releaseCalledAt: wallNow() };
   };
   await Promise.all(
-    Array.from({ length: waiters }, async () => {
+    Array.from({ length: waiters }, async (_, w) => {
       for (let i = 0; i < holds; i++) {
-        if (subject === 'ours') {
+        if (subject === 'bare') {
+          const lock = await bareFifoAcquire(client, key, `${process.pid}-${w}`);
+          out.push(await hold(String(lock.token)));
+          await lock.release();
+        } else if (subject === 'ours') {
           const lock = await locks.acquire(key, { waitTimeout: 60_000 });
           const h = await hold(String(lock.token));
           out.push(h);

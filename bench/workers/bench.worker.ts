@@ -6,6 +6,7 @@ import { prefixEnd } from '../../lib/backends/etcd/lock-key.js';
 import { LockService } from '../../lib/index.js';
 import type { EtcdHandle } from '../../harness/etcd.js';
 import { readCounters, type EtcdCounters } from '../etcd-metrics.js';
+import { revokeBareLease } from '../support/bare-etcd.js';
 import { cycleOf, runContended, runHotKey, runThroughput, type ContendSubject, type Hold, type HotHold, type ThroughputSubject } from '../support/loops.js';
 
 export type WorkerCommand =
@@ -127,6 +128,7 @@ async function run(command: WorkerCommand): Promise<unknown> {
       return samples;
     }
     case 'close':
+      await revokeBareLease(client);
       await locks.close();
       client.close();
       return null;
