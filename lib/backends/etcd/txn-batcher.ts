@@ -40,15 +40,15 @@ export class TxnBatcher {
     const batch = this.takeBatch();
     if (batch.length === 0) return;
     this.inFlight = true;
-    // the next batch leaves once the callers answered have run on (setImmediate: after every
+    const next = () => {
+      this.inFlight = false;
+      this.flush();
+    };
+    // after a batch, the next leaves once its callers have run on (setImmediate: after every
     // pending microtask): what they send next (a release after an acquire) joins it instead
-    // of waiting a whole round trip for the batch after
-    void this.send(batch).finally(() =>
-      setImmediate(() => {
-        this.inFlight = false;
-        this.flush();
-      }),
-    );
+    // of waiting a whole round trip for the batch after. After a lone request, nothing waits:
+    // its caller's next request would go alone anyway, and a sequential cycle gains no delay
+    void this.send(batch).finally(() => (batch.length > 1 ? setImmediate(next) : next()));
   }
 
   /** The oldest waiting requests, at most one per lock and `maxOps` in all; the others wait for the next batch. */
