@@ -60,14 +60,19 @@ export const herdFree: BenchCase = async ({ etcd, quick, progress }) => {
     client.close();
   }
   const events = subjects.map(s => s.rpc!.watchEvents!);
-  const constant = Math.max(...events) - Math.min(...events) <= 0.1;
+  // to the hundredth shown: 1.10 - 1.00 is 0.10000000000000009 in floating point
+  const spread = Math.round((Math.max(...events) - Math.min(...events)) * 100) / 100;
+  const constant = spread <= 0.1;
   return {
     id: '4',
     title: 'Herd-free waiting: N waiters on one key, release chain',
     subjects,
     targets: [
       { target: 'watch events per handoff <= 2', measured: events.map((e, i) => `${sizes[i]}: ${e.toFixed(2)}`).join(', '), met: events.every(e => e <= 2) },
-      { target: `events per handoff constant across ${sizes.join('/')}`, measured: `spread ${(Math.max(...events) - Math.min(...events)).toFixed(2)}`, met: constant },
+      { target: `events per handoff constant across ${sizes.join('/')}`, measured: `spread ${spread.toFixed(2)}`, met: constant },
     ],
+    notes: events[0] > 1
+      ? [`${sizes[0]} waiters: ${events[0].toFixed(2)} events per handoff, ${Math.round((events[0] - 1) * sizes[0])} event(s) more than one per handoff in the whole chain, not one more per waiter.`]
+      : [],
   };
 };
