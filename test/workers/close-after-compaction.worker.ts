@@ -44,4 +44,13 @@ process.on('message', async (message: { op: 'hold'; key: string } | { op: 'close
   appClient?.close();
   process.send!('closed');
   process.disconnect(); // from here, only what the service left open keeps the process alive
+  // still alive 3 s on: say what keeps it (the test fails then, and this names the culprit)
+  setTimeout(() => {
+    // the timers still pending, with the start of their callbacks: whose they are
+    const handles = (process as unknown as { _getActiveHandles(): { constructor: { name: string }; hasRef?(): boolean; _idleTimeout?: number; _onTimeout?: () => void }[] })._getActiveHandles();
+    const timers = handles
+      .filter(h => h.constructor.name === 'Timeout' && h.hasRef?.())
+      .map(h => `${h._idleTimeout} ms: ${String(h._onTimeout).replace(/\s+/g, ' ').slice(0, 160)}`);
+    process.stderr.write(`still alive 3 s after close(): ${process.getActiveResourcesInfo().join(', ')}; timers: ${timers.join(' | ')}\n`);
+  }, 3000).unref();
 });
