@@ -1,10 +1,9 @@
-import { CompareResult, CompareTarget } from 'etcd3';
 import { LockService } from '../../lib/index.js';
 import { createEtcdClient } from '../../lib/backends/etcd/etcd-client.js';
-import { createdAt, newestKeys } from '../../lib/backends/etcd/lock-key.js';
 import type { BenchCase, SubjectResult } from '../bench.types.js';
 import { perOperation, readCounters } from '../etcd-metrics.js';
 import { latencyStats } from '../stats.js';
+import { bareLease, enqueue, guardedDelete, revokeBareLease } from '../support/bare-etcd.js';
 
 /**
  * Case 1: an uncontended acquire + release on one key, sequential, against the floor (a put
@@ -21,18 +20,15 @@ export const uncontendedCycle: BenchCase = async ({ etcd, quick, progress }) => 
   const locks = new LockService({ client, prefix: 'bench/uncontended/', ttl: 10 });
   const bareQueue = Buffer.from('bench/bare/k/');
   const bareKey = Buffer.from('bench/bare/k/x-1');
+  const lease = bareLease(client); // the key on a lease, as the library's is
   const subjects: Record<string, (i: number) => Promise<unknown>> = {
     'floor (put + delete)': async () => {
       await client.put('bench/floor/k').value('x');
       await client.delete().key('bench/floor/k');
     },
     'two bare Txns (same shape)': async () => {
-      const res = await client.kv.txn({
-        compare: [{ key: bareKey, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: 0 }],
-        success: [{ request_put: { key: bareKey, value: Buffer.from('x') } }, newestKeys(bareQueue, 2)],
-        failure: [{ request_range: { key: bareKey } }, newestKeys(bareQueue, 1)],
-      });
-      await client.kv.txn({ compare: [createdAt(bareKey, BigInt(res.header.revision))], success: [{ request_delete_range: { key: bareKey } }], failure: [] });
+      const res = await client.kv.txn(enqueue(bareQueue, bareKey, await lease));
+      await client.kv.txn(guardedDelete(bareKey, BigInt(res.header.revision)));
     },
     'etcd3 Lock': async () => {
       const lock = client.lock('bench/etcd3-lock/k');
@@ -96,6 +92,7 @@ export const uncontendedCycle: BenchCase = async ({ etcd, quick, progress }) => 
       ],
     };
   } finally {
+    await revokeBareLease(client);
     await locks.close();
     client.close();
   }

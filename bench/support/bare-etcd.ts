@@ -23,7 +23,7 @@ export async function revokeBareLease(client: Etcd3): Promise<void> {
 }
 
 /** The enqueue of an exclusive key: put it if absent, and read the newest key of its queue. */
-function enqueue(queue: Buffer, key: Buffer, lease: string): ITxnRequest {
+export function enqueue(queue: Buffer, key: Buffer, lease: string): ITxnRequest {
   return {
     compare: [{ key, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: 0 }],
     success: [{ request_put: { key, value: VALUE, lease } }, newestKeys(queue, 2)],
@@ -31,7 +31,8 @@ function enqueue(queue: Buffer, key: Buffer, lease: string): ITxnRequest {
   };
 }
 
-function guardedDelete(key: Buffer, token: bigint): ITxnRequest {
+/** The release of a key created at `token`: delete it only if it is still that key. */
+export function guardedDelete(key: Buffer, token: bigint): ITxnRequest {
   return { compare: [createdAt(key, token)], success: [{ request_delete_range: { key } }], failure: [] };
 }
 
