@@ -140,5 +140,7 @@ export interface LockChange {
   readonly session: string;
   /** On an end: how long it was held. */
   readonly heldMs?: number;
+  /** On `acquired` seen as it happened: how long since the entry queued (by the holder's clock). */
+  readonly waitedMs?: number;
   readonly reason?: LockLossReason;
 }

@@ -25,7 +25,11 @@ export interface LockEvent {
   /** 'local': a lock of this LockService; 'remote': another process's, reported by the `watch` option. */
   readonly origin: 'local' | 'remote';
   readonly at: Date;
-  /** On `acquired` and `timeout`: how long the acquire waited. */
+  /**
+   * On `acquired` and `timeout`: how long the acquire waited. Remote `acquired`: from the
+   * holder's queued-at (by its clock) to when the watch saw it take the lock; absent for a
+   * holder found by a read after the watch was away, or whose key is not this library's record.
+   */
   readonly waitedMs?: number;
   /**
    * On `released`, `lost` and `expired`: how long the lock was held. Remote: since the holder

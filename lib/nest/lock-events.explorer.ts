@@ -6,6 +6,7 @@ import { EVENT_HANDLER_FAILED } from './etcd-lock.messages.js';
 import type { LockEvent } from '../interfaces/lock-event.interface.js';
 import { LockMetadataAccessor } from './lock-metadata.accessor.js';
 import { LockServiceRegistry } from './lock-service.registry.js';
+import { globToRegExp } from '../common/lock-glob.js';
 
 /**
  * Subscribes @OnLockEvent methods of providers and controllers to the events$ of the lock
@@ -56,10 +57,4 @@ export class LockEventsExplorer implements OnApplicationBootstrap {
         }
       });
   }
-}
-
-/** `order:*` → /^order:.*$/ ; `?` is one character; everything else is literal. */
-export function globToRegExp(glob: string): RegExp {
-  const source = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-  return new RegExp(`^${source}$`, 's');
 }

@@ -3,7 +3,7 @@ import { describe, expect, it } from '@jest/globals';
 import { HttpException, type ExecutionContext } from '@nestjs/common';
 import { resolveConflictStatus, validateWithLockOptions } from '../../lib/nest/with-lock.options.js';
 import { EtcdUnavailableError, InvalidLockKeyError, LockStoreUnavailableError, RedisUnavailableError, LockAlreadyHeldError, LockConfigurationError, LockLostError, LockTimeoutError } from '../../lib/index.js';
-import { globToRegExp } from '../../lib/nest/lock-events.explorer.js';
+import { globToRegExp } from '../../lib/common/lock-glob.js';
 import { toHttpException } from '../../lib/nest/lock-http.exception.js';
 import { compileHandlerKey, compileMethodKey, parameterNames, routeParams } from '../../lib/nest/lock-key.template.js';
 

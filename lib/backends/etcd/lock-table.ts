@@ -23,6 +23,8 @@ interface QueuedKey {
    * when this table first saw it, e.g. before a `watch` started. 0: unknown (not our record).
    */
   recordedTakenAt: number;
+  /** ms since the epoch when it queued, by its record (the holder's clock); 0: unknown */
+  queuedAt: number;
 }
 
 /**
@@ -122,7 +124,9 @@ export class LockTable {
       }
       for (const came of current.filter(e => !heldBefore.has(identity(e)))) {
         if (live) came.seenTakenAt = now;
-        changes.push({ type: 'acquired', key: name, owner: came.owner, token: came.token, session: came.sessionLease });
+        // seen live, the wait is from its queued-at to now; a holder found by a read took the lock at an unknown time
+        const waitedMs = live && came.queuedAt > 0 ? Math.max(0, now - came.queuedAt) : undefined;
+        changes.push({ type: 'acquired', key: name, owner: came.owner, token: came.token, session: came.sessionLease, ...(waitedMs !== undefined && { waitedMs }) });
       }
     }
     return changes;
@@ -143,6 +147,7 @@ function entry(kv: IKeyValue, queuePrefixLength: number, sessionLease: string): 
     owner: '',
     forced: false,
     recordedTakenAt: 0,
+    queuedAt: 0,
   };
   update(fresh, kv);
   return fresh;
@@ -154,6 +159,7 @@ function update(target: QueuedKey, kv: IKeyValue): void {
   target.owner = record.owner;
   target.forced = record.forcedBy !== undefined;
   target.recordedTakenAt = record.acquiredAt ?? record.queuedAt; // a holder that waited records acquired-at 100 ms in: a re-put
+  target.queuedAt = record.queuedAt;
 }
 
 /** Keeps a queue in create-revision order (a new key is nearly always the newest). */

@@ -144,7 +144,7 @@ export class MemoryStore {
     }
     for (const came of after.filter(entry => !before.includes(entry))) {
       came.takenAt = now;
-      changes.push({ type: 'acquired', key: name, owner: came.record.owner, token: came.token, session: came.session });
+      changes.push({ type: 'acquired', key: name, owner: came.record.owner, token: came.token, session: came.session, waitedMs: now - came.record.queuedAt });
     }
     this.wake(lockId(prefix, name));
     if (changes.length > 0) queueMicrotask(() => this.listeners.forEach(listener => listener(prefix, changes)));

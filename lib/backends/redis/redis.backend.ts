@@ -165,7 +165,8 @@ class RedisConnection implements BackendConnection {
       if (!event.key.startsWith(namePrefix)) return;
       const record = decodeOwner(Buffer.from(event.record));
       const reason = event.reason === false ? undefined : (event.reason as LockChange['reason']);
-      onChanges([{ type: event.type, key: event.key, owner: record.owner, token: BigInt(event.token), session: event.member.split('|')[1], ...(reason && { reason }) }]);
+      const waitedMs = event.type === 'acquired' && record.queuedAt > 0 ? Math.max(0, Date.now() - record.queuedAt) : undefined;
+      onChanges([{ type: event.type, key: event.key, owner: record.owner, token: BigInt(event.token), session: event.member.split('|')[1], ...(reason && { reason }), ...(waitedMs !== undefined && { waitedMs }) }]);
     }).then(unsubscribe => {
       stop = unsubscribe;
       if (stopped) unsubscribe();
