@@ -14,3 +14,4 @@ export { LockService } from './engine/lock.service.js';
 export { withoutLocks } from './nest/with-lock.method.js';
 export type { BackendConnection, BackendSession, BackendSettings, LockBackend, LockChange, LockWatch, QueueEntry, TimedHold } from './interfaces/lock-backend.interface.js';
 export { EntryGoneError, KindConflictError } from './common/backend.errors.js';
+export { LockBoardModule } from './nest/board/lock-board.module.js';

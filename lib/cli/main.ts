@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The operator CLI: `nestjs-etcd-lock list | info <key> | unlock <key> | watch [prefix]`, against the etcd the
+// The operator CLI: `nestjs-etcd-lock list | info <key> | unlock <key> | watch [prefix] | board`, against the etcd the
 // apps use (connection flags mirror etcdctl's, and so do their environment variables), or their Redis (--redis).
 import { readFileSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
@@ -13,6 +13,9 @@ import { resolveLockOptions } from '../engine/lock-options.js';
 import { LockService } from '../engine/lock.service.js';
 import { formatEvent, formatInfo, formatList, formatPrefixesInUse, toJson } from './format.js';
 import { findPrefixesInUse } from './prefixes.js';
+import { serveBoard } from './board-server.js';
+import { BoardEndpoints } from '../board/board-endpoints.js';
+import { LockBoard } from '../board/lock-board.js';
 
 const USAGE = `Usage: nestjs-etcd-lock <command> [options]
 
@@ -22,6 +25,8 @@ Commands:
   unlock <key>      force-unlock <key>: removes its current holder's key only (asks first)
   watch [prefix]    print locks (whose name starts with prefix) as they are acquired, released,
                     expire (the holder's lease ran out) or are force-unlocked, until Ctrl-C
+  board             serve the live lock board (locks, holders, waiters, timeline) on
+                    http://127.0.0.1:<port>; open the link it prints, until Ctrl-C
 
 Options (environment variable in brackets):
   --endpoints <urls>   comma-separated etcd endpoints [ETCDCTL_ENDPOINTS] (default 127.0.0.1:2379)
@@ -33,6 +38,9 @@ Options (environment variable in brackets):
   --key <file>         client private key, for mTLS [ETCDCTL_KEY]
   --json               print JSON instead of a table (watch: one JSON object per line)
   --yes                unlock without asking
+  --port <n>           board: the port to serve on (default 7300; 0: any free port)
+  --host <addr>        board: the address to bind (default 127.0.0.1: this machine only)
+  --allow-force-unlock board: let the page force-unlock (read-only otherwise)
   --help
 
 Exit codes: 0 done, 1 failed (etcd or Redis unreachable, refused, not confirmed), 2 bad usage.`;
@@ -103,6 +111,9 @@ async function run(argv: string[]): Promise<number> {
       key: { type: 'string' },
       json: { type: 'boolean' },
       yes: { type: 'boolean' },
+      port: { type: 'string' },
+      host: { type: 'string' },
+      'allow-force-unlock': { type: 'boolean' },
       help: { type: 'boolean' },
     },
   });
@@ -111,9 +122,11 @@ async function run(argv: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  if (!command || !['list', 'info', 'unlock', 'watch'].includes(command)) throw new UsageError(command ? `unknown command "${command}"` : 'a command is needed');
-  if (command !== 'list' && command !== 'watch' && !arg) throw new UsageError(`${command} needs a lock name`);
-  if (extra.length > 0) throw new UsageError(`unexpected ${extra.join(' ')}`);
+  if (!command || !['list', 'info', 'unlock', 'watch', 'board'].includes(command)) throw new UsageError(command ? `unknown command "${command}"` : 'a command is needed');
+  if (['info', 'unlock'].includes(command) && !arg) throw new UsageError(`${command} needs a lock name`);
+  if (extra.length > 0 || (command === 'board' && arg)) throw new UsageError(`unexpected ${[...(command === 'board' ? [arg] : []), ...extra].join(' ')}`);
+  const port = values.port === undefined ? 7300 : Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port expects a port number, got ${values.port}`);
   const { etcd, redis, prefix } = connection(values);
   const watch = command === 'watch' ? { prefix: arg ?? '' } : undefined;
   // loaded only when asked for: the CLI on etcd needs no ioredis
@@ -123,6 +136,10 @@ async function run(argv: string[]): Promise<number> {
   const hint = (key?: string, onlyIfUnused = false) => (redis ? Promise.resolve() : hintOtherPrefixes(etcd, searched, key, onlyIfUnused));
   const searched = resolveLockOptions({ prefix }).prefix;
   try {
+    if (command === 'board') {
+      await serveUntilStopped(locks, { host: values.host ?? '127.0.0.1', port, forceUnlock: values['allow-force-unlock'] ?? false });
+      return 0;
+    }
     if (command === 'watch') {
       await locks.watching();
       console.error(`Watching locks under ${searched}${arg ? ` whose name starts with "${arg}"` : ''}; Ctrl-C to stop.`);
@@ -164,6 +181,30 @@ async function run(argv: string[]): Promise<number> {
   }
 }
 
+/** The board on this machine until Ctrl-C: its link on stdout, force-unlocks logged on stderr. */
+async function serveUntilStopped(locks: LockService, settings: { host: string; port: number; forceUnlock: boolean }): Promise<void> {
+  const board = new LockBoard(locks, { windowMinutes: 60 });
+  const endpoints = new BoardEndpoints(board, { forceUnlock: settings.forceUnlock, enableHint: 'Start the board with --allow-force-unlock to enable it.', log: message => console.error(message) });
+  const actor = `${userInfo().username}@${hostname()} (nestjs-etcd-lock board)`;
+  let server: Awaited<ReturnType<typeof serveBoard>> | undefined;
+  try {
+    await board.start();
+    server = await serveBoard(endpoints, { host: settings.host, port: settings.port, actor }).catch((err: NodeJS.ErrnoException) => {
+      throw err.code === 'EADDRINUSE' ? new Error(`port ${settings.port} is in use on ${settings.host}: pass another with --port (0: any free port)`) : err;
+    });
+    const { store, prefix } = locks.location;
+    if (!LOOPBACK_HOSTS.includes(settings.host)) console.error(`Warning: the board is bound to ${settings.host}: anyone who can reach it and has the link can see every lock${settings.forceUnlock ? ' and force-unlock them' : ''}.`);
+    console.error(`Lock board of ${prefix} at ${store}${settings.forceUnlock ? ' (force-unlock enabled)' : ' (read-only)'}; Ctrl-C to stop. Open:`);
+    console.log(server.url);
+    await new Promise(resolve => ['SIGINT', 'SIGTERM'].forEach(signal => process.once(signal, resolve)));
+  } finally {
+    await server?.close();
+    board.stop();
+  }
+}
+
+const LOOPBACK_HOSTS = ['127.0.0.1', 'localhost', '::1'];
+
 run(process.argv.slice(2)).then(
   code => (process.exitCode = code),
   (err: unknown) => {
@@ -171,7 +212,7 @@ run(process.argv.slice(2)).then(
       console.error(`nestjs-etcd-lock: ${(err as Error).message}\n\n${USAGE}`);
       process.exitCode = 2;
     } else {
-      console.error(`nestjs-etcd-lock: ${err instanceof LockError ? err.message : String(err)}`);
+      console.error(`nestjs-etcd-lock: ${err instanceof LockError ? err.message : err instanceof Error ? err.message : String(err)}`);
       process.exitCode = 1;
     }
   },

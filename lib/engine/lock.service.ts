@@ -1,6 +1,6 @@
 import type { Observable } from 'rxjs';
 import { EtcdBackend } from '../backends/etcd/index.js';
-import type { BackendConnection, BackendSession, LockWatch } from '../interfaces/lock-backend.interface.js';
+import type { BackendConnection, BackendSession, LockChange, LockWatch } from '../interfaces/lock-backend.interface.js';
 import { LockAbortedError, LockConfigurationError, LockLostError, LockServiceClosedError } from '../common/lock.errors.js';
 import { INVALID_OPTION, OPTION_SETTINGS, type ConnectionSettings } from '../common/lock.messages.js';
 import type { AcquireOptions, TryAcquireOptions } from '../interfaces/acquire-options.interface.js';
@@ -276,6 +276,24 @@ export class LockService {
    */
   async watching(): Promise<void> {
     if (this.clusterWatch) await this.answer(() => this.clusterWatch!.ready);
+  }
+
+  /**
+   * Every change of holder of locks whose name starts with `prefix`, any process's, this
+   * service's own included (the `watch` option's events leave those out). Stop it before close.
+   * @internal the lock board's feed
+   */
+  watchChanges(prefix: string, onChanges: (changes: LockChange[]) => void): LockWatch {
+    const retryable = (err: unknown) => this.backend.isUnavailable(this.backend.toLockError(err));
+    const watch = this.backend.watch(prefix, onChanges, retryable);
+    const ready = this.answer(() => watch.ready);
+    ready.catch(() => undefined); // the caller learns from ready; the watch retries meanwhile
+    return { ready, stop: () => watch.stop() };
+  }
+
+  /** Where this service keeps its locks, for an operator's screen. @internal */
+  get location(): { readonly store: string; readonly prefix: string } {
+    return { store: this.backend.description, prefix: this.options.prefix };
   }
 
   /** Nest lifecycle hook: {@link close}. */

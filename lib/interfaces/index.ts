@@ -6,3 +6,4 @@ export * from './lock-info.interface.js';
 export * from './lock-logger.interface.js';
 export * from './on-lock-event-options.interface.js';
 export * from './with-lock-options.interface.js';
+export * from './lock-board-module-options.interface.js';

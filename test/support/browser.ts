@@ -1,0 +1,29 @@
+// A real Chromium for the board's tests: Debian's (installed by .ci/run), driven by playwright-core.
+import { expect } from '@jest/globals';
+import { existsSync, mkdirSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { isDeepStrictEqual } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser } from 'playwright-core';
+
+/** Where tests save their screenshots (git-ignored). */
+export const SCREENSHOTS = fileURLToPath(new URL('../../test-output/screenshots/', import.meta.url));
+
+/** Starts Chromium headless; fails with what to install when there is none (never skips). */
+export async function launchChromium(): Promise<Browser> {
+  const executablePath = process.env.CHROMIUM_BIN ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find(existsSync);
+  if (!executablePath) throw new Error("No Chromium: install Debian's chromium (apt-get install chromium; .ci/run does) or set CHROMIUM_BIN");
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  return chromium.launch({ executablePath, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
+}
+
+/** Reads until it equals `expected` (a page updates as events come), at most `timeoutMs`; then asserts it, for the diff. */
+export async function eventually<T>(read: () => Promise<T>, expected: T, timeoutMs: number): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  let seen = await read();
+  while (!isDeepStrictEqual(seen, expected) && Date.now() < until) {
+    await sleep(100);
+    seen = await read();
+  }
+  expect(seen).toEqual(expected);
+}
