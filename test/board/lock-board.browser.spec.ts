@@ -49,8 +49,9 @@ beforeAll(async () => {
   class AppModule {}
   const moduleRef = await Test.createTestingModule({ imports: [AppModule] }).compile();
   app = moduleRef.createNestApplication({ logger: logged });
+  app.setGlobalPrefix('ops'); // the board's page finds its files and API under any prefix
   await app.listen(0, '127.0.0.1');
-  base = `${await app.getUrl()}/admin/locks/`;
+  base = `${await app.getUrl()}/ops/admin/locks/`;
   locks = app.get(LockService);
   browser = await launchChromium();
 });
