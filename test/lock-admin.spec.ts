@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InvalidLockKeyError, LockService } from '../lib/index.js';
-import { expectEtcdClean } from './support/etcd-state.js';
+import { expectEtcdClean, metric } from './support/etcd-state.js';
 import { useEtcdAndWorkers } from './support/worker-fixture.js';
 import type { LockWorker } from './support/lock-worker.js';
 
@@ -104,6 +104,21 @@ describe('getLockInfo and listLocks', () => {
     } finally {
       await Promise.all([a.close(), b.close()]);
     }
+  });
+
+  it("listLocks asks etcd for a lease's TTL once, however many locks its process holds (the lock board lists every second)", async () => {
+    const [holder, other] = await startWorkers(2);
+    const keys = Array.from({ length: 20 }, (_, i) => `bulk:${i}`);
+    for (const key of keys) await holder.request({ op: 'acquire', key });
+    await other.request({ op: 'acquire', key: 'bulk:other' });
+    const ttlRequests = async () => metric(await fixture.etcd.metrics(), 'grpc_server_handled_total', { grpc_method: 'LeaseTimeToLive' });
+    const before = await ttlRequests();
+    const listed = await locks.listLocks('bulk:');
+    expect(listed).toHaveLength(21);
+    expect(listed.every(l => l.holder!.ttlRemaining > 0)).toBe(true);
+    expect((await ttlRequests()) - before).toBe(2); // two processes, two leases
+    for (const key of keys) await holder.request({ op: 'release', key });
+    await other.request({ op: 'release', key: 'bulk:other' });
   });
 
   it('reject a bad key with InvalidLockKeyError, before reaching etcd', async () => {

@@ -40,7 +40,8 @@ export class LockInspector {
       (parsed.type === 'room' ? entry.room : entry.queue).push(kv);
       queues.set(parsed.name, entry);
     }
-    const infos = await Promise.all([...queues].map(([name, { queue, room }]) => this.describe(name, queue, room)));
+    const ttls = new Map<string, Promise<number>>(); // one LeaseTimeToLive per lease, not per holder: a process's locks share its lease
+    const infos = await Promise.all([...queues].map(([name, { queue, room }]) => this.describe(name, queue, room, ttls)));
     return infos.filter((info): info is LockInfo => info?.holder !== undefined).sort((a, b) => a.key.localeCompare(b.key));
   }
 
@@ -68,7 +69,7 @@ export class LockInspector {
     return removed;
   }
 
-  private async describe(name: string, queue: IKeyValue[], room: IKeyValue[]): Promise<LockInfo | null> {
+  private async describe(name: string, queue: IKeyValue[], room: IKeyValue[], ttls = new Map<string, Promise<number>>()): Promise<LockInfo | null> {
     if (queue.length === 0 && room.length === 0) return null;
     const prefixLength = queuePrefix(this.prefix, name).length;
     const kinds = queue.map(kv => kindOfKey(kv.key, prefixLength) ?? EXCLUSIVE);
@@ -76,7 +77,7 @@ export class LockInspector {
     const holders = await Promise.all(
       queue.slice(0, holding).map(async (kv, i): Promise<LockHolderInfo> => {
         const record = decodeOwner(kv.value);
-        return { ...ownerInfo(kv, kinds[i]), acquiredAt: new Date(record.acquiredAt ?? record.queuedAt), ttlRemaining: await this.ttlOf(kv.lease) };
+        return { ...ownerInfo(kv, kinds[i]), acquiredAt: new Date(record.acquiredAt ?? record.queuedAt), ttlRemaining: await this.ttlOf(kv.lease, ttls) };
       }),
     );
     const first = kinds[0];
@@ -90,10 +91,14 @@ export class LockInspector {
     };
   }
 
-  /** Seconds left on a lease, or -1 if it is gone. */
-  private async ttlOf(lease: string): Promise<number> {
-    const res = await this.client.leaseClient.leaseTimeToLive({ ID: lease });
-    return Number(res.TTL);
+  /** Seconds left on a lease, or -1 if it is gone; asked once per lease of `asked`. */
+  private ttlOf(lease: string, asked: Map<string, Promise<number>>): Promise<number> {
+    let ttl = asked.get(lease);
+    if (!ttl) {
+      ttl = this.client.leaseClient.leaseTimeToLive({ ID: lease }).then(res => Number(res.TTL));
+      asked.set(lease, ttl);
+    }
+    return ttl;
   }
 
   private rangeRequest(prefix: string) {
