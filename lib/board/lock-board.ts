@@ -51,6 +51,7 @@ export class LockBoard {
   private reading: Promise<void> | undefined;
   private readAgain = false;
   private viewers = 0;
+  private ended = false;
   private rereadTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -76,7 +77,12 @@ export class LockBoard {
     await this.read();
   }
 
+  get stopped(): boolean {
+    return this.ended;
+  }
+
   stop(): void {
+    this.ended = true;
     this.watch?.stop();
     clearInterval(this.rereadTimer);
     this.events.complete();
@@ -98,7 +104,8 @@ export class LockBoard {
     return new Observable<BoardMessage>(viewer => {
       this.viewing(+1);
       viewer.next({ type: 'snapshot', data: this.current(wanted) });
-      const subscription = this.events.subscribe(event => wanted(event.key) && viewer.next({ type: 'event', data: event }));
+      // the board stopping ends every stream: an open page must not hold the app's HTTP server open at shutdown
+      const subscription = this.events.subscribe({ next: event => wanted(event.key) && viewer.next({ type: 'event', data: event }), complete: () => viewer.complete() });
       subscription.add(this.locksChanged.subscribe(() => viewer.next({ type: 'state', data: this.filtered(wanted) })));
       const ping = setInterval(() => viewer.next({ type: 'ping', data: { at: new Date().toISOString() } }), PING_MS);
       return () => {

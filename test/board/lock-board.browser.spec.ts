@@ -194,9 +194,13 @@ describe('lock board in an app', () => {
     await waiter.request({ op: 'release', key: 'invoice:42' });
   });
 
-  it('leaves etcd clean once the app closes: the board\'s watch and reads hold no key or lease', async () => {
+  it('closes with a page still open (its stream ends), and leaves etcd clean: the board\'s watch and reads hold no key or lease', async () => {
+    const page = await boardPage('alice');
+    const streamEnded = page.evaluate(() => new Promise<void>(resolve => setInterval(() => (globalThis as unknown as { document: { getElementById(id: string): { textContent: string } } }).document.getElementById('status').textContent !== 'live' && resolve(), 50)));
     await fixture.stopWorkers();
-    await app.close();
+    await app.close(); // a page reconnecting on its kept-alive connection must not hold the server open
+    await streamEnded;
+    await page.close();
     await expectEtcdClean(fixture.admin, PREFIX);
   });
 });

@@ -1,4 +1,4 @@
-import { Body, Controller, Get, Header, Headers, HttpCode, HttpException, Inject, Post, Query, Req, Res, Sse, UseGuards, type CanActivate, type MessageEvent, type Type } from '@nestjs/common';
+import { Body, Controller, Get, Header, Headers, HttpCode, HttpException, Inject, Post, Query, Req, Res, ServiceUnavailableException, Sse, UseGuards, type CanActivate, type MessageEvent, type Type } from '@nestjs/common';
 import { catchError, map, type Observable } from 'rxjs';
 import { BOARD_SECURITY_HEADERS, boardAsset, boardPage } from '../../board/board-assets.js';
 import { BoardRequestError } from '../../board/board-endpoints.js';
@@ -54,11 +54,13 @@ export function lockBoardController(path: string, guards: ReadonlyArray<Type<Can
     @Get('api/snapshot')
     async snapshot(@Query('key') key: string | undefined, @Req() request: unknown, @Res({ passthrough: true }) reply: BoardReply): Promise<object> {
       secure(reply);
+      this.open(reply);
       return answer(() => this.board.endpoints.snapshot(key, this.options.actor(request)));
     }
 
     @Sse('api/events')
-    events(@Query('key') key: string | undefined, @Req() request: unknown): Observable<MessageEvent> {
+    events(@Query('key') key: string | undefined, @Req() request: unknown, @Res({ passthrough: true }) reply: BoardReply): Observable<MessageEvent> {
+      this.open(reply);
       return this.board.endpoints.stream(key, this.options.actor(request)).pipe(
         map(message => ({ type: message.type, data: JSON.stringify(message.data) })),
         catchError((err: unknown) => {
@@ -71,7 +73,19 @@ export function lockBoardController(path: string, guards: ReadonlyArray<Type<Can
     @HttpCode(200)
     async forceUnlock(@Body() body: unknown, @Headers() headers: Record<string, string>, @Req() request: unknown, @Res({ passthrough: true }) reply: BoardReply): Promise<object> {
       secure(reply);
+      this.open(reply);
       return answer(() => this.board.endpoints.forceUnlock(body, headers, this.options.actor(request)));
+    }
+
+    /**
+     * Once the board stopped (the app is shutting down), its API answers 503 and closes the
+     * connection: a page reconnecting every few seconds on a kept-alive connection would
+     * otherwise keep the HTTP server from closing.
+     */
+    private open(reply: BoardReply): void {
+      if (!this.board.stopped) return;
+      reply.header('connection', 'close');
+      throw new ServiceUnavailableException('The lock board stopped: the app is shutting down.');
     }
   }
   return LockBoardController;

@@ -32,6 +32,11 @@ export class LockBoardService implements OnModuleInit, OnModuleDestroy {
     });
   }
 
+  /** True once the app began shutting down: the board answers nothing more. */
+  get stopped(): boolean {
+    return this.board?.stopped ?? false;
+  }
+
   onModuleDestroy(): void {
     this.board?.stop();
   }
