@@ -85,23 +85,34 @@ describe('nestjs-etcd-lock board', () => {
     await holder.request({ op: 'release', key: 'payment:3' });
   });
 
-  it('with --allow-force-unlock, the page force-unlocks and the CLI logs who did it', async () => {
-    const [holder] = await fixture.startWorkers(1);
+  it('with --allow-force-unlock, filtered by a glob and by keyboard alone, the page force-unlocks and the CLI logs who did it', async () => {
+    const [holder, other] = await fixture.startWorkers(2);
     const { token } = await holder.request<{ token: bigint }>({ op: 'acquire', key: 'payment:4' });
+    await other.request({ op: 'acquire', key: 'refund:1' });
     const { cli, link } = await startBoard(['--allow-force-unlock']);
     try {
       const page = await browser.newPage();
       await page.goto(link.href);
-      await page.locator(`button[data-force-unlock="payment:4"][data-token="${token}"]`).click();
-      await page.locator('#confirm-key').fill('payment:4');
-      await page.locator('#confirm-force-unlock').click();
+      await page.locator('[data-lock="refund:1"]').waitFor({ timeout: 10_000 });
+      await page.getByLabel('Filter by lock name (glob)').fill('pay*');
+      await page.locator('[data-lock="refund:1"]').waitFor({ state: 'detached', timeout: 5000 });
+      expect(new URL(page.url()).hash).toBe('#key=pay*'); // a link keeps the filter
+      await page.locator('[data-lock="payment:4"]').waitFor({ timeout: 5000 });
+
+      await page.locator(`button[data-force-unlock="payment:4"][data-token="${token}"]`).focus();
+      await page.keyboard.press('Enter');
+      await page.keyboard.type('payment:4'); // the dialog put the focus in its input
+      await page.keyboard.press('Enter');
       await holder.waitForEvent(e => e.event === 'lost' && e.reason === 'forced');
       await page.locator('#timeline > li[data-event-type="forced"][data-key="payment:4"]').waitFor({ timeout: 5000 });
+      expect(await page.locator('#timeline > li[data-key="refund:1"]').count()).toBe(0); // filtered out
+      await page.locator('#alert', { hasText: 'Unlocked payment:4' }).waitFor({ timeout: 5000 }); // announced to screen readers
       await page.close();
       await cli.stderr.waitFor(l => l.includes('Force-unlock of "payment:4" by') && l.includes('(nestjs-etcd-lock board)') && l.includes(`token ${token}`), 5000, () => cli.stderr.items.join('\n'));
     } finally {
       expect(await cli.stop()).toBe(0);
     }
+    await other.request({ op: 'release', key: 'refund:1' });
   });
 
   it('on Redis (--redis): the same board, fed by its watch', async () => {

@@ -5,7 +5,7 @@ import { Module, UnauthorizedException, type INestApplication, type LoggerServic
 import { Test } from '@nestjs/testing';
 import type { Browser, Page } from 'playwright-core';
 import { EtcdLockModule, LockBoardModule, LockService } from '../../lib/index.js';
-import { eventually, launchChromium, SCREENSHOTS } from '../support/browser.js';
+import { accessibilityViolations, eventually, launchChromium, SCREENSHOTS } from '../support/browser.js';
 import { expectEtcdClean } from '../support/etcd-state.js';
 import { useEtcdAndWorkers } from '../support/worker-fixture.js';
 
@@ -62,8 +62,8 @@ afterAll(async () => {
 });
 
 /** A page logged in as `user`, on the board. */
-async function boardPage(user: string, viewport = { width: 1280, height: 800 }, url = base): Promise<Page> {
-  const context = await browser.newContext({ viewport });
+async function boardPage(user: string, viewport = { width: 1280, height: 800 }, url = base, bypassCSP = false): Promise<Page> {
+  const context = await browser.newContext({ viewport, bypassCSP });
   await context.addCookies([{ name: 'session', value: user, url: new URL('/', base).href }]); // the app's login cookie, for the whole site
   const page = await context.newPage();
   const problems: string[] = [];
@@ -177,7 +177,7 @@ describe('lock board in an app', () => {
     await page.close();
   });
 
-  it('on a phone-sized screen, at the path without its slash: the page fits the width and still shows holders and waiters', async () => {
+  it('on a phone-sized screen, at the path without its slash: the page fits the width and still shows holders and waiters; no WCAG 2.1 AA violation (axe-core)', async () => {
     const [holder, waiter] = await fixture.startWorkers(2);
     const { token } = await holder.request<{ token: bigint }>({ op: 'acquire', key: 'invoice:42' });
     const waiting = waiter.request({ op: 'acquire', key: 'invoice:42' });
@@ -189,6 +189,16 @@ describe('lock board in an app', () => {
     expect(await page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(375);
     await page.screenshot({ path: `${SCREENSHOTS}board-phone.png`, fullPage: true });
     await page.close();
+
+    // WCAG 2.1 AA by axe-core, on a wide and a phone screen, the dialog open on the second
+    for (const viewport of [{ width: 1280, height: 800 }, { width: 375, height: 812 }]) {
+      const checked = await boardPage('alice', viewport, base, true);
+      await checked.locator(`[data-lock="invoice:42"] [data-holder-token="${token}"]`).waitFor({ timeout: 5000 });
+      await checked.locator('#timeline > li').first().waitFor({ timeout: 5000 });
+      if (viewport.width < 400) await checked.locator('button[data-force-unlock="invoice:42"]').click();
+      expect(await accessibilityViolations(checked)).toEqual([]);
+      await checked.close();
+    }
     await holder.request({ op: 'release', key: 'invoice:42' });
     await waiting;
     await waiter.request({ op: 'release', key: 'invoice:42' });
