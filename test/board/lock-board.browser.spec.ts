@@ -1,7 +1,8 @@
 // The lock board of an app (LockBoardModule), in Debian's Chromium: locks held by worker
 // processes on a real etcd, shown live; its access control checked over plain HTTP.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { Module, UnauthorizedException, type INestApplication, type LoggerService } from '@nestjs/common';
+import { Injectable, Module, UnauthorizedException, type CanActivate, type ExecutionContext, type INestApplication, type LoggerService } from '@nestjs/common';
+import { APP_GUARD } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
 import type { Browser, Page } from 'playwright-core';
 import { EtcdLockModule, LockBoardModule, LockService } from '../../lib/index.js';
@@ -202,6 +203,43 @@ describe('lock board in an app', () => {
     await holder.request({ op: 'release', key: 'invoice:42' });
     await waiting;
     await waiter.request({ op: 'release', key: 'invoice:42' });
+  });
+
+  it("with guards instead of authorize: the app's global guard runs first, then the board's, and the page names request.user", async () => {
+    /** The app's login, as a global guard: it puts the user on the request (as Passport does). */
+    @Injectable()
+    class LoginGuard implements CanActivate {
+      canActivate(context: ExecutionContext): boolean {
+        const request = context.switchToHttp().getRequest<{ headers: Record<string, string>; user?: object }>();
+        const [username, role] = (request.headers['x-user'] ?? '').split(':');
+        if (!username) throw new UnauthorizedException('Log in first');
+        request.user = { username, roles: [role] };
+        return true;
+      }
+    }
+    @Injectable()
+    class AdminGuard implements CanActivate {
+      canActivate(context: ExecutionContext): boolean {
+        return context.switchToHttp().getRequest<{ user?: { roles: string[] } }>().user?.roles.includes('admin') ?? false;
+      }
+    }
+    @Module({
+      imports: [EtcdLockModule.forRoot({ etcd: { hosts: fixture.etcd.endpoints }, prefix: PREFIX, logger: false }), LockBoardModule.forRoot({ guards: [AdminGuard] })],
+      providers: [{ provide: APP_GUARD, useClass: LoginGuard }],
+    })
+    class GuardedModule {}
+    const guarded = (await Test.createTestingModule({ imports: [GuardedModule] }).compile()).createNestApplication({ logger: false });
+    await guarded.listen(0, '127.0.0.1');
+    try {
+      const snapshot = `${await guarded.getUrl()}/locks/api/snapshot`;
+      expect((await fetch(snapshot)).status).toBe(401);
+      expect((await fetch(snapshot, { headers: { 'x-user': 'dave:support' } })).status).toBe(403);
+      const allowed = await fetch(snapshot, { headers: { 'x-user': 'carol:admin' } });
+      expect(allowed.status).toBe(200);
+      expect(((await allowed.json()) as { user: string; forceUnlock: boolean }).user).toMatch(/^carol \(.*127\.0\.0\.1\)$/);
+    } finally {
+      await guarded.close();
+    }
   });
 
   it('closes with a page still open (its stream ends), and leaves etcd clean: the board\'s watch and reads hold no key or lease', async () => {
