@@ -1,4 +1,4 @@
-import type { CanActivate, Type } from '@nestjs/common';
+import type { CanActivate, InjectionToken, ModuleMetadata, OptionalFactoryDependency, Type } from '@nestjs/common';
 
 /**
  * Options of `LockBoardModule.forRoot()`: where the board is served and who may use it.
@@ -35,4 +35,16 @@ export interface LockBoardModuleOptions {
   readonly lock?: string;
   /** Minutes of events and per-lock figures the board keeps. @default 60 */
   readonly windowMinutes?: number;
+}
+
+/**
+ * Options of `LockBoardModule.forRootAsync()`: `path` and `guards` are fixed when the module is
+ * declared (they shape its routes); the rest comes from `useFactory`, e.g. from ConfigService.
+ * @publicApi
+ */
+export interface LockBoardModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'> {
+  readonly path?: string;
+  readonly guards?: ReadonlyArray<Type<CanActivate> | CanActivate>;
+  readonly inject?: Array<InjectionToken | OptionalFactoryDependency>;
+  readonly useFactory: (...args: any[]) => Omit<LockBoardModuleOptions, 'path' | 'guards'> | Promise<Omit<LockBoardModuleOptions, 'path' | 'guards'>>; // eslint-disable-line @typescript-eslint/no-explicit-any -- Nest's own factory signature
 }

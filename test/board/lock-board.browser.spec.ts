@@ -242,6 +242,35 @@ describe('lock board in an app', () => {
     }
   });
 
+  it('forRootAsync: options from a provider; a factory that gives neither authorize nor guards fails the bootstrap', async () => {
+    const BOARD_CONFIG = 'BOARD_CONFIG';
+    @Module({ providers: [{ provide: BOARD_CONFIG, useValue: { operator: 'erin', forceUnlock: false } }], exports: [BOARD_CONFIG] })
+    class ConfigModule {}
+    const start = async (useFactory: (config: { operator: string; forceUnlock: boolean }) => object) => {
+      @Module({
+        imports: [
+          EtcdLockModule.forRoot({ etcd: { hosts: fixture.etcd.endpoints }, prefix: PREFIX, logger: false }),
+          LockBoardModule.forRootAsync({ path: 'ops/locks', imports: [ConfigModule], inject: [BOARD_CONFIG], useFactory }),
+        ],
+      })
+      class AsyncModule {}
+      const started = (await Test.createTestingModule({ imports: [AsyncModule] }).compile()).createNestApplication({ logger: false });
+      await started.listen(0, '127.0.0.1');
+      return started;
+    };
+    const configured = await start(config => ({ authorize: (request: { headers: Record<string, string> }) => request.headers['x-user'] === config.operator, forceUnlock: config.forceUnlock }));
+    try {
+      const snapshot = `${await configured.getUrl()}/ops/locks/api/snapshot`;
+      expect((await fetch(snapshot)).status).toBe(403);
+      const allowed = await fetch(snapshot, { headers: { 'x-user': 'erin' } });
+      expect(allowed.status).toBe(200);
+      expect(((await allowed.json()) as { forceUnlock: boolean }).forceUnlock).toBe(false);
+    } finally {
+      await configured.close();
+    }
+    await expect(start(() => ({ forceUnlock: true }))).rejects.toThrow(/LockBoardModule needs `authorize` or `guards`/);
+  });
+
   it('closes with a page still open (its stream ends), and leaves etcd clean: the board\'s watch and reads hold no key or lease', async () => {
     const page = await boardPage('alice');
     const streamEnded = page.evaluate(() => new Promise<void>(resolve => setInterval(() => (globalThis as unknown as { document: { getElementById(id: string): { textContent: string } } }).document.getElementById('status').textContent !== 'live' && resolve(), 50)));

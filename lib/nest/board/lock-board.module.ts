@@ -1,8 +1,8 @@
 import { Module, type DynamicModule } from '@nestjs/common';
-import type { LockBoardModuleOptions } from '../../interfaces/lock-board-module-options.interface.js';
+import type { LockBoardModuleAsyncOptions, LockBoardModuleOptions } from '../../interfaces/lock-board-module-options.interface.js';
 import { LockBoardAccessGuard } from './lock-board.access.guard.js';
 import { lockBoardController } from './lock-board.controller.js';
-import { LOCK_BOARD_OPTIONS, resolveBoardOptions } from './lock-board.options.js';
+import { boardPath, LOCK_BOARD_OPTIONS, resolveBoardOptions } from './lock-board.options.js';
 import { LockBoardService } from './lock-board.service.js';
 
 /**
@@ -24,6 +24,25 @@ export class LockBoardModule {
       module: LockBoardModule,
       controllers: [lockBoardController(resolved.path, resolved.guards)],
       providers: [{ provide: LOCK_BOARD_OPTIONS, useValue: resolved }, LockBoardService, LockBoardAccessGuard],
+    };
+  }
+
+  /**
+   * The options from a factory (`imports`, `inject`, `useFactory`), checked when the app
+   * starts: a factory that gives neither `authorize` nor `guards` fails the bootstrap.
+   * `path` and `guards` are given here: they shape the board's routes.
+   */
+  static forRootAsync(options: LockBoardModuleAsyncOptions): DynamicModule {
+    const { path, guards = [], imports = [], inject = [], useFactory } = options;
+    return {
+      module: LockBoardModule,
+      imports,
+      controllers: [lockBoardController(boardPath(path), guards)],
+      providers: [
+        { provide: LOCK_BOARD_OPTIONS, useFactory: async (...args: unknown[]) => resolveBoardOptions({ ...(await useFactory(...args)), path, guards }), inject },
+        LockBoardService,
+        LockBoardAccessGuard,
+      ],
     };
   }
 }
