@@ -57,7 +57,7 @@ export class BoardEndpoints {
       throw new BoardRequestError(400, 'Force-unlock expects a JSON body {"key": lock name, "token": the holder\'s token, "confirm": the lock name again}.');
     }
     if (confirm !== key) throw new BoardRequestError(400, `Force-unlock not confirmed: type the lock name "${key}" exactly to confirm.`);
-    const removed = await this.board.forceUnlock(key, token).catch(storeError);
+    const removed = await this.board.forceUnlock(key, BigInt(token)).catch(storeError);
     if (!removed) throw new BoardRequestError(409, `Lock "${key}" is no longer held with token ${token}: nothing was removed. Look at the board again before retrying.`);
     const holders = boardLock({ key, holder: removed[0], holders: removed, waiters: [], unfairWaiters: [] }).holders;
     this.settings.log(`Force-unlock of "${key}" by ${actor}: removed ${holders.map(h => `${h.owner} (pid ${h.pid} on ${h.host}, token ${h.token})`).join(', ') || 'nothing (released meanwhile)'}`);

@@ -117,15 +117,13 @@ export class LockBoard {
   }
 
   /**
-   * Force-unlocks `key` if its holder is still the one with `token` (the one the operator
-   * saw); returns the holders removed, or null when the lock is no longer held with that token.
+   * Force-unlocks the holder of `key` with `token` (the one the operator saw), if it still
+   * holds it; returns it, or null when the lock is no longer held with that token.
    */
-  async forceUnlock(key: string, token: string): Promise<LockHolderInfo[] | null> {
-    const info = await this.service.getLockInfo(key);
-    if (!info?.holders.some(h => h.token.toString() === token)) return null;
-    const removed = await this.service.forceUnlock(key);
+  async forceUnlock(key: string, token: bigint): Promise<LockHolderInfo[] | null> {
+    const removed = await this.service.forceUnlock(key, { token });
     this.readSoon();
-    return removed;
+    return removed.length > 0 ? removed : null;
   }
 
   private onChanges(changes: LockChange[]): void {

@@ -140,11 +140,15 @@ export class LockService {
    * lock or a semaphore), and nothing else: the holder's other locks stay. The holder learns
    * within one watch event (once it has held the lock 100 ms; before, at its release): its
    * signal aborts and it emits `lost` with reason 'forced'. The next waiter gets the lock.
-   * Returns the holders removed (none if the lock was free).
+   * With `token`, only the holder with that fencing token, if it still holds the lock: the
+   * one an operator saw, never a holder that came since (or another reader of a shared lock).
+   * Returns the holders removed (none if the lock was free, or no longer held with `token`).
    */
-  async forceUnlock(key: string): Promise<LockHolderInfo[]> {
+  async forceUnlock(key: string, options: { token?: bigint } = {}): Promise<LockHolderInfo[]> {
     const name = this.prepare(key);
-    return this.answer(() => this.backend.forceUnlock(name, this.options.ownerId));
+    const { token } = options ?? {};
+    if (token !== undefined && typeof token !== 'bigint') throw new LockConfigurationError(INVALID_OPTION('token', `expected the holder's fencing token as a bigint (LockHandle.token, LockHolderInfo.token), got ${String(token)}`));
+    return this.answer(() => this.backend.forceUnlock(name, this.options.ownerId, token));
   }
 
   /**

@@ -47,8 +47,8 @@ export interface BackendConnection {
   isLocked(name: string): Promise<boolean>;
   info(name: string): Promise<LockInfo | null>;
   list(namePrefix: string): Promise<LockInfo[]>;
-  /** Removes the holders' entries of `name` (marked as forced by `by`); returns them. */
-  forceUnlock(name: string, by: string): Promise<LockHolderInfo[]>;
+  /** Removes the holders' entries of `name` (marked as forced by `by`), or only the one with `token`; returns them. */
+  forceUnlock(name: string, by: string, token?: bigint): Promise<LockHolderInfo[]>;
   /** Reports every change of holder of locks whose name starts with `namePrefix`, any process's, once each. */
   watch(namePrefix: string, onChanges: (changes: LockChange[]) => void, retryable: (err: unknown) => boolean): LockWatch;
   /** The typed error (LockError) for a failure of the backend. */

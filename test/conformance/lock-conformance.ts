@@ -254,6 +254,23 @@ export function describeConformance(name: string, target: ConformanceTarget): vo
       await held.release(); // a late release of a lost lock never throws, nor touches the new holder's entry
     });
 
+    it("forceUnlock with a token removes only that holder, if it still holds: one reader of a shared lock, not the other; a stale token removes nothing", async () => {
+      const [r1, r2, operator] = ['reader-1', 'reader-2', 'operator'].map(owner => service(`force-token-${owner}`));
+      const read1 = await r1.acquire('doc:forced', { mode: 'shared' });
+      const read2 = await r2.acquire('doc:forced', { mode: 'shared' });
+      const lost = lostOf(read2);
+      await sleep(HOLDER_WATCH_DELAY_MS + 50);
+      const removed = await operator.forceUnlock('doc:forced', { token: read2.token });
+      expect(removed.map(h => [h.owner, h.token])).toEqual([['force-token-reader-2', read2.token]]);
+      expect(await lost).toMatchObject({ reason: 'forced' });
+      expect(await operator.forceUnlock('doc:forced', { token: read2.token })).toEqual([]); // gone already
+      expect((await operator.getLockInfo('doc:forced'))?.holders.map(h => h.token)).toEqual([read1.token]);
+      expect(read1.signal.aborted).toBe(false);
+      await expect(operator.forceUnlock('doc:forced', { token: 7 as never })).rejects.toBeInstanceOf(LockConfigurationError);
+      await read1.release();
+      await read2.release();
+    });
+
     it('getLockInfo and listLocks show the holder and the waiters in order, from any service', async () => {
       const [a, b, c] = ['a', 'b', 'c'].map(owner => service(`info-${owner}`));
       const held = await a.acquire('info:1');

@@ -116,8 +116,8 @@ class EtcdConnection implements BackendConnection {
     return this.inspector.list(namePrefix);
   }
 
-  forceUnlock(name: string, by: string): Promise<LockHolderInfo[]> {
-    return this.inspector.forceUnlock(name, by);
+  forceUnlock(name: string, by: string, token?: bigint): Promise<LockHolderInfo[]> {
+    return this.inspector.forceUnlock(name, by, token);
   }
 
   watch(namePrefix: string, onChanges: (changes: LockChange[]) => void, retryable: (err: unknown) => boolean): LockWatch {

@@ -48,13 +48,13 @@ export class LockInspector {
   /**
    * Removes the current holders' keys of one lock, and only them: each is first marked with
    * `by` (so its holder reports the loss as forced), then deleted, both guarded by its
-   * create revision so that a newer holder is never touched. The next waiter gets the lock.
-   * Returns the holders removed.
+   * create revision so that a newer holder is never touched. With `token`, only the holder
+   * with that create revision. The next waiter gets the lock. Returns the holders removed.
    */
-  async forceUnlock(name: string, by: string): Promise<LockHolderInfo[]> {
+  async forceUnlock(name: string, by: string, token?: bigint): Promise<LockHolderInfo[]> {
     const info = await this.info(name);
     const removed: LockHolderInfo[] = [];
-    for (const holder of info?.holders ?? []) {
+    for (const holder of info?.holders.filter(h => token === undefined || h.token === token) ?? []) {
       const key = Buffer.from(holder.etcdKey);
       const still = createdAt(key, holder.token);
       const current = await this.client.kv.range({ key });

@@ -97,8 +97,8 @@ class MemoryConnection implements BackendConnection {
     return infos.filter((info): info is LockInfo => info?.holder !== undefined);
   }
 
-  async forceUnlock(name: string, by: string): Promise<LockHolderInfo[]> {
-    const holders = this.store.holders(this.settings.prefix, name);
+  async forceUnlock(name: string, by: string, token?: bigint): Promise<LockHolderInfo[]> {
+    const holders = this.store.holders(this.settings.prefix, name).filter(entry => token === undefined || entry.token === token);
     const removed = holders.map(entry => this.holderInfo(entry));
     for (const entry of holders) {
       entry.forcedBy = by;

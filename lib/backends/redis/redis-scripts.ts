@@ -238,20 +238,23 @@ redis.call('HSET', ns .. 'm:' .. name, member, record)
 return 1
 `;
 
-/** The holders of a lock removed by an operator. ARGV: ns, name, by. Returns the members removed and their tokens, in turn. */
+/** The holders of a lock removed by an operator (ARGV[4]: only the one with this token, '' for all). ARGV: ns, name, by, token. Returns the members removed and their tokens, in turn. */
 export const FORCE = `${COMMON}
-local name, by = ARGV[2], ARGV[3]
+local name, by, only = ARGV[2], ARGV[3], ARGV[4]
 prune(name)
 local before = holders(name)
 local removed = {}
 for _, m in ipairs(before) do
-  removed[#removed + 1] = m
-  removed[#removed + 1] = redis.call('ZSCORE', ns .. 'q:' .. name, m)
-  local record = cjson.decode(redis.call('HGET', ns .. 'm:' .. name, m) or '{}')
-  record.forcedBy = by
-  redis.call('HSET', ns .. 'm:' .. name, m, cjson.encode(record))
-  event('lost', name, m, 'forced')
-  remove(name, m, 'forced')
+  local score = redis.call('ZSCORE', ns .. 'q:' .. name, m)
+  if only == '' or score == only then
+    removed[#removed + 1] = m
+    removed[#removed + 1] = score
+    local record = cjson.decode(redis.call('HGET', ns .. 'm:' .. name, m) or '{}')
+    record.forcedBy = by
+    redis.call('HSET', ns .. 'm:' .. name, m, cjson.encode(record))
+    event('lost', name, m, 'forced')
+    remove(name, m, 'forced')
+  end
 end
 admitted(name, before)
 return removed

@@ -149,10 +149,10 @@ class RedisConnection implements BackendConnection {
     return infos.filter((info): info is LockInfo => info?.holder !== undefined);
   }
 
-  async forceUnlock(name: string, by: string): Promise<LockHolderInfo[]> {
+  async forceUnlock(name: string, by: string, token?: bigint): Promise<LockHolderInfo[]> {
     const before = await this.info(name);
     // the members removed, with their tokens: [member, token, member, token, …]
-    const removed = (await runScript(this.client, FORCE, `${this.ns}seq`, [this.ns, name, by])) as string[];
+    const removed = (await runScript(this.client, FORCE, `${this.ns}seq`, [this.ns, name, by, token?.toString() ?? ''])) as string[];
     const tokens = new Set(removed.filter((_, i) => i % 2 === 1));
     return (before?.holders ?? []).filter(holder => tokens.has(String(holder.token)));
   }
