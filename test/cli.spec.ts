@@ -114,8 +114,19 @@ describe('nestjs-etcd-lock CLI', () => {
     await holder.request({ op: 'release', key: 'batch' });
   });
 
+  it('unlock --token removes only the holder with that token: a stale token removes nothing', async () => {
+    const [holder] = await startWorkers(1);
+    const held = await holder.request<{ token: bigint }>({ op: 'acquire', key: 'night-run' });
+    expect(await cli(['unlock', 'night-run', '--yes', '--token', String(held.token + 1n)])).toMatchObject({ code: 0, stderr: `Lock "night-run" is not held with token ${held.token + 1n} under cli-spec/: nothing to unlock.\n` });
+    expect(await fixture.admin.getAll().prefix(`${PREFIX}night-run/`).keys()).toHaveLength(1);
+    const done = await cli(['unlock', 'night-run', '--yes', '--token', String(held.token)]);
+    expect(done).toMatchObject({ code: 0, stdout: expect.stringContaining(`Unlocked "night-run": removed`) });
+    await holder.waitForEvent(e => e.event === 'lost' && e.reason === 'forced');
+    await holder.request({ op: 'release', key: 'night-run' });
+  });
+
   it('bad usage exits 2 with the usage; an unreachable etcd exits 1 naming it', async () => {
-    for (const args of [[], ['lock'], ['info'], ['list', 'a', 'b'], ['list', '--bogus']]) {
+    for (const args of [[], ['lock'], ['info'], ['list', 'a', 'b'], ['list', '--bogus'], ['list', '--token', '3'], ['unlock', 'x', '--token', 'abc']]) {
       const out = await cli(args);
       expect({ args, code: out.code }).toEqual({ args, code: 2 });
       expect(out.stderr).toContain('Usage: nestjs-etcd-lock <command>');

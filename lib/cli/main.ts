@@ -38,6 +38,7 @@ Options (environment variable in brackets):
   --key <file>         client private key, for mTLS [ETCDCTL_KEY]
   --json               print JSON instead of a table (watch: one JSON object per line)
   --yes                unlock without asking
+  --token <n>          unlock: only the holder with this fencing token, if it still holds
   --port <n>           board: the port to serve on (default 7300; 0: any free port)
   --host <addr>        board: the address to bind (default 127.0.0.1: this machine only)
   --allow-force-unlock board: let the page force-unlock (read-only otherwise)
@@ -111,6 +112,7 @@ async function run(argv: string[]): Promise<number> {
       key: { type: 'string' },
       json: { type: 'boolean' },
       yes: { type: 'boolean' },
+      token: { type: 'string' },
       port: { type: 'string' },
       host: { type: 'string' },
       'allow-force-unlock': { type: 'boolean' },
@@ -125,6 +127,8 @@ async function run(argv: string[]): Promise<number> {
   if (!command || !['list', 'info', 'unlock', 'watch', 'board'].includes(command)) throw new UsageError(command ? `unknown command "${command}"` : 'a command is needed');
   if (['info', 'unlock'].includes(command) && !arg) throw new UsageError(`${command} needs a lock name`);
   if (extra.length > 0 || (command === 'board' && arg)) throw new UsageError(`unexpected ${[...(command === 'board' ? [arg] : []), ...extra].join(' ')}`);
+  if (values.token !== undefined && (command !== 'unlock' || !/^\d+$/.test(values.token))) throw new UsageError(command !== 'unlock' ? '--token goes with unlock' : `--token expects a fencing token (a number), got ${values.token}`);
+  const token = values.token === undefined ? undefined : BigInt(values.token);
   const port = values.port === undefined ? 7300 : Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port expects a port number, got ${values.port}`);
   const { etcd, redis, prefix } = connection(values);
@@ -162,17 +166,18 @@ async function run(argv: string[]): Promise<number> {
       if (!info) await hint(arg);
       return 0;
     }
-    if (!info?.holder) {
+    const holders = info?.holders.filter(h => token === undefined || h.token === token) ?? [];
+    if (holders.length === 0) {
       if (values.json) console.log(toJson([]));
-      else console.error(`Lock "${arg}" is not held under ${searched}: nothing to unlock.`);
+      else console.error(`Lock "${arg}" is not held${token === undefined ? '' : ` with token ${token}`} under ${searched}: nothing to unlock.`);
       return 0;
     }
-    const who = info.holders.map(h => `${h.owner} (pid ${h.pid} on ${h.host}, token ${h.token})`).join(', ');
+    const who = holders.map(h => `${h.owner} (pid ${h.pid} on ${h.host}, token ${h.token})`).join(', ');
     if (!values.yes && !(await confirm(`Force-unlock "${arg}", held by ${who}? Its holder loses it; the next waiter gets it. [y/N] `))) {
       console.error('Not unlocked (not confirmed; pass --yes to skip the question).');
       return 1;
     }
-    const removed = await locks.forceUnlock(arg);
+    const removed = await locks.forceUnlock(arg, { token });
     if (values.json) console.log(toJson(removed));
     else console.log(removed.length > 0 ? `Unlocked "${arg}": removed ${removed.map(h => `${h.owner} (token ${h.token})`).join(', ')}.` : `Lock "${arg}" was released meanwhile: nothing removed.`);
     return 0;
