@@ -56,7 +56,10 @@ export function describeKind(kind: LockKind): string {
 export function holdingCount(kinds: readonly LockKind[]): number {
   const first = kinds[0];
   if (!first) return 0;
-  if (first.mode === 'semaphore') return Math.min(first.limit, kinds.length);
+  if (first.mode === 'semaphore') {
+    const other = kinds.findIndex(kind => kindTag(kind) !== kindTag(first)); // another client's key waits for every place to be free
+    return Math.min(first.limit, other === -1 ? kinds.length : other);
+  }
   if (first.mode === 'exclusive') return 1;
   const writer = kinds.findIndex(kind => kind.mode !== 'shared');
   return writer === -1 ? kinds.length : writer; // the readers ahead of the first writer

@@ -56,6 +56,18 @@ describe('LockTable', () => {
     expect(brief(table.apply([del(b)]))).toEqual(['released pool owner-b1', 'acquired pool owner-c1']);
   });
 
+  it("takes another etcd client's key (etcd's lock recipe: `<name>/<lease hex>`, empty value) for an exclusive one: it holds alone, and waits for every semaphore place", () => {
+    const table = new LockTable(PREFIX);
+    const s: LockKind = { mode: 'semaphore', limit: 3 };
+    const [a, b] = [key('pool', s, 'a1'), key('pool', s, 'b1')];
+    const recipe = kv(`${queuePrefix(PREFIX, 'pool')}694d7f1e2b3c4d5e`, '', ++revision, '694d7f1e2b3c4d5e');
+    const c = key('pool', s, 'c1');
+    expect(brief([a, b, recipe, c].flatMap(k => table.apply([put(k)])))).toEqual(['acquired pool owner-a1', 'acquired pool owner-b1']);
+    expect(brief(table.apply([del(a)]))).toEqual(['released pool owner-a1']);
+    expect(brief(table.apply([del(b)]))).toEqual(['released pool owner-b1', 'acquired pool (another etcd client)']);
+    expect(brief(table.apply([del(recipe)]))).toEqual(['released pool (another etcd client)', 'acquired pool owner-c1']);
+  });
+
   it('tells an expiry (the key goes with its lease marker, in one revision) from a release and a force-unlock', () => {
     const table = new LockTable(PREFIX);
     table.apply([put(marker('a1'))]);

@@ -2,7 +2,7 @@ import { CompareResult, CompareTarget, type Etcd3, type ITxnRequest, type ITxnRe
 import type { LockKind } from '../../common/lock-kind.js';
 import { type QueueEntry, type TimedHold } from '../../interfaces/lock-backend.interface.js';
 import { EntryGoneError } from '../../common/backend.errors.js';
-import { createdAt, newestKeys, prefixEnd, rangeAt, waitingRoomKey, waitingRoomPrefix } from './lock-key.js';
+import { createdAt, newestKeysIn, rangeAt, waitingRoomKey, waitingRoomPrefix } from './lock-key.js';
 import { encodeOwner, type OwnerRecord } from '../../common/owner-record.js';
 import { HolderWatch, type HeldKey } from './holder-watch.js';
 import { QueuePlace, sameBlocker, type Blocker } from './queue-place.js';
@@ -77,15 +77,13 @@ export class EtcdMutex implements QueueEntry, HeldKey {
   async tryAcquire(onlyIfFree: boolean): Promise<boolean> {
     // a semaphore's free places cannot be counted in a compare: a try queues, and the caller removes a key without a place
     const ifFree = onlyIfFree && this.kind.mode !== 'semaphore';
-    const inTheWay = this.kind.mode === 'shared' ? this.place.writers : this.place.prefix;
+    const inTheWay = this.place.inTheWay;
     const res = await this.unguarded.send('put', () => this.txns.txn(this.queuePrefix, {
-      compare: [
-        ifFree
-          ? // nothing in the way holds or waits
-            { key: inTheWay, range_end: prefixEnd(inTheWay), target: CompareTarget.Create, result: CompareResult.Equal, create_revision: 0 }
-          : // our key is not there yet (a retry of this transaction would find it)
-            { key: this.key, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: 0 },
-      ],
+      compare: ifFree
+        ? // nothing in the way holds or waits
+          inTheWay.map(range => ({ key: range.from, range_end: range.to, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: 0 }))
+        : // our key is not there yet (a retry of this transaction would find it)
+          [{ key: this.key, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: 0 }],
       success: [
         // put self in the queue, on the session's lease: it goes when the session goes
         { request_put: { key: this.key, value: encodeOwner(this.record), lease: this.leaseId } },
@@ -96,7 +94,7 @@ export class EtcdMutex implements QueueEntry, HeldKey {
         // our key from an earlier try of this same transaction, if it went through
         { request_range: { key: this.key } },
         // the newest key in the way
-        newestKeys(inTheWay, 1),
+        ...inTheWay.map(range => newestKeysIn(range, 1)),
       ],
     }));
     this.seenAt = BigInt(res.header.revision);
@@ -112,7 +110,7 @@ export class EtcdMutex implements QueueEntry, HeldKey {
       this.blocker = this.place.blockerFrom(await this.readPlace(), 1, false);
       return this.blocker === null;
     }
-    this.busyKey = rangeAt(res, 1)[0]?.key;
+    this.busyKey = this.place.newestInTheWay(res, 1)?.key;
     if (this.busyKey) this.place.checkKind(this.busyKey);
     return false; // busy, and nothing was written
   }

@@ -53,10 +53,21 @@ export function waitingRoomKey(queuePrefix: string, leaseHex: string, slot: numb
 
 /** A read of the newest `limit` key names under `prefix` (created before `before`, if given), newest first. */
 export function newestKeys(prefix: Buffer, limit: number, before?: bigint): IRequestOp {
+  return newestKeysIn({ from: prefix, to: prefixEnd(prefix) }, limit, before);
+}
+
+/** A range of keys: from `from`, up to but not including `to`. */
+export interface KeyRange {
+  readonly from: Buffer;
+  readonly to: Buffer;
+}
+
+/** {@link newestKeys} of a range. */
+export function newestKeysIn(range: KeyRange, limit: number, before?: bigint): IRequestOp {
   return {
     request_range: {
-      key: prefix,
-      range_end: prefixEnd(prefix),
+      key: range.from,
+      range_end: range.to,
       sort_order: SortOrder.Descend,
       sort_target: SortTarget.Create,
       limit,
