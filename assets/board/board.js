@@ -35,7 +35,8 @@ function clock(iso) {
   return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
 }
 
-const since = iso => duration(Date.now() + board.skewMs - Date.parse(iso));
+// another etcd client's key has no times: the epoch stands for unknown
+const since = iso => (Date.parse(iso) === 0 ? '?' : duration(Date.now() + board.skewMs - Date.parse(iso)));
 
 /** createElement with classes and text children; never HTML, since names and owners are untrusted. */
 function el(tag, className, ...children) {

@@ -13,8 +13,9 @@ export function table(header: string[], rows: string[][]): string {
   return [header, ...rows].map(row => row.map((cell, i) => cell.padEnd(widths[i])).join('  ').trimEnd()).join('\n');
 }
 
-/** "3.2 s", "4 min", "2.1 h": how long ago `since` was. */
+/** "3.2 s", "4 min", "2.1 h": how long ago `since` was; "?" when unknown (another etcd client's key: the epoch). */
 export function age(since: Date, now = Date.now()): string {
+  if (since.getTime() === 0) return '?';
   const s = Math.max(0, (now - since.getTime()) / 1000);
   if (s < 60) return `${s.toFixed(1)} s`;
   if (s < 3600) return `${Math.floor(s / 60)} min`;

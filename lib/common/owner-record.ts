@@ -14,7 +14,12 @@ export interface OwnerRecord {
   /** ms since the epoch; written by a holder that waited, once it has held the lock 100 ms (a key that held at once got it at queuedAt) */
   acquiredAt?: number;
   forcedBy?: string;
+  /** A key this library did not write: another etcd client's lock (`etcdctl lock`, Go's concurrency.Mutex, etcd's Lock service) or a tool's. */
+  foreign?: true;
 }
+
+/** The owner shown for a foreign key with no value (etcd's lock recipe writes none). */
+export const FOREIGN_OWNER = '(another etcd client)';
 
 // read once: os.hostname() is a system call, and an acquire is a hot path
 let host: string | undefined;
@@ -28,7 +33,10 @@ export function encodeOwner(record: OwnerRecord): Buffer {
   return Buffer.from(JSON.stringify(record));
 }
 
-/** Reads a key's value; a value that is not ours (another tool's, an older version's) is its owner id. */
+/**
+ * Reads a key's value. A value that is not ours (another etcd client's lock, a tool's) makes a
+ * foreign record: its text is the owner, or FOREIGN_OWNER when empty; host, pid and time unknown.
+ */
 export function decodeOwner(value: Buffer): OwnerRecord {
   try {
     const record = JSON.parse(value.toString()) as Partial<OwnerRecord>;
@@ -36,5 +44,5 @@ export function decodeOwner(value: Buffer): OwnerRecord {
   } catch {
     // not JSON
   }
-  return { owner: value.toString(), host: '', pid: 0, queuedAt: 0 };
+  return { owner: value.toString() || FOREIGN_OWNER, host: '', pid: 0, queuedAt: 0, foreign: true };
 }

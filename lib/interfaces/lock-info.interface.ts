@@ -15,6 +15,13 @@ export interface LockOwnerInfo {
   readonly lease: string;
   /** The etcd key itself. */
   readonly etcdKey: string;
+  /**
+   * A key this library did not write: another etcd client's lock under the same name
+   * (`etcdctl lock`, Go's `concurrency.Mutex`, etcd's Lock service; see docs/interop.md) or a
+   * key a tool put there. It counts as an exclusive holder or waiter. Its `owner` is its value
+   * (or "(another etcd client)"); `host`, `pid` and times are unknown (empty, 0, the epoch).
+   */
+  readonly foreign?: true;
 }
 
 /** @publicApi */

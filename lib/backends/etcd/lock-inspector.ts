@@ -110,6 +110,7 @@ export class LockInspector {
 function ownerInfo(kv: IKeyValue, kind: LockKind): LockOwnerInfo {
   const record = decodeOwner(kv.value);
   return {
+    ...(record.foreign && { foreign: true }),
     owner: record.owner,
     host: record.host,
     pid: record.pid,
