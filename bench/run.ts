@@ -17,6 +17,7 @@ import { scale } from './cases/scale.case.js';
 import { decoratorOverhead } from './cases/decorator-overhead.case.js';
 import { hotKey } from './cases/hot-key.case.js';
 import { telemetryOverhead } from './cases/telemetry-overhead.case.js';
+import { boardLoad } from './cases/board-load.case.js';
 
 export const CASES: Record<string, BenchCase> = {
   '1': uncontendedCycle,
@@ -30,6 +31,7 @@ export const CASES: Record<string, BenchCase> = {
   '9': redisHandoff,
   '10': redisHerdFree,
   '11': telemetryOverhead,
+  '12': boardLoad,
 };
 
 const fmt = (x: number | undefined, digits = 2) => (x === undefined || Number.isNaN(x) ? '' : x.toFixed(digits));

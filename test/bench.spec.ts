@@ -8,7 +8,7 @@ describe('bench (quick)', () => {
   it('runs every case with finite figures and the stated RPC counts', async () => {
     const results = await runBench({ quick: true, log: () => undefined });
     const byId = (id: string): CaseResult => results.find(r => r.id === id)!;
-    expect(results.map(r => r.id)).toEqual(['1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11']);
+    expect(results.map(r => r.id)).toEqual(['1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12']);
 
     for (const result of results) {
       expect(result.subjects.length).toBeGreaterThan(0);
@@ -47,6 +47,12 @@ describe('bench (quick)', () => {
 
     // case 11: the same loop without and with OpenTelemetry, in three processes
     expect(byId('11').subjects.map(s => s.subject)).toEqual(['no SDK registered', 'context manager only', 'OpenTelemetry SDK registered']);
+
+    // case 12: the lock board reads nothing while no page is open, and two pages share one reading a second
+    const [noPage, onePage, twoPages] = byId('12').subjects;
+    expect(noPage.rpc!.unary).toBe(0);
+    expect(onePage.rpc!.range).toBeGreaterThan(0);
+    expect(twoPages.rpc!.range).toBeLessThanOrEqual(1.5);
 
     // case 5: every held lock on one lease
     const lease = byId('5').targets.find(t => t.target.includes('1 lease'))!;
