@@ -13,13 +13,19 @@ export class EtcdctlLock {
   private constructor(private readonly child: ChildProcess) {
     let stderr = '';
     child.stderr!.on('data', chunk => (stderr += chunk));
-    this.exited = new Promise(resolve => child.on('exit', code => resolve(code)));
+    // no etcdctl on the PATH: fail with what to install (never skip), not an unhandled 'error'
+    const missing = new Promise<never>((_, reject) =>
+      child.once('error', error => reject(new Error(`No etcdctl (${error.message}): install Debian's etcd-client (apt-get install etcd-client; .ci/run does) or set ETCDCTL_BIN`))),
+    );
+    missing.catch(() => undefined);
+    this.exited = Promise.race([new Promise<number | null>(resolve => child.on('exit', code => resolve(code))), missing]);
     this.acquired = new Promise((resolve, reject) => {
       child.stdout!.once('data', (chunk: Buffer) => {
         this.holding = true;
         resolve({ key: chunk.toString().trim().split('\n')[0], at: Date.now() });
       });
       child.once('exit', code => reject(new Error(`etcdctl lock exited with ${code} before it held the lock: ${stderr}`)));
+      missing.catch(reject);
     });
     this.acquired.catch(() => undefined);
   }
