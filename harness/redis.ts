@@ -89,21 +89,32 @@ function executable(file: string): boolean {
   }
 }
 
-/** Resolves once redis-server answers PING on `port`; throws if it exits or takes over 10 s. */
+/**
+ * Resolves once our redis-server answers on `port`; throws if it exits or takes over 10 s. It
+ * asks for the server's process id: files run side by side, and a port freed by a killed Redis
+ * may be taken by another file's server, whose answer must not pass for ours.
+ */
 async function untilPong(port: number, proc: ChildProcess): Promise<void> {
   for (const end = Date.now() + 10_000; Date.now() < end; await new Promise(resolve => setTimeout(resolve, 50))) {
-    if (proc.exitCode !== null) throw new Error(`redis-server exited with code ${proc.exitCode}. ${HOW_TO}`);
-    const pong = await new Promise<boolean>(resolve => {
-      const socket = net.connect(port, '127.0.0.1', () => socket.write('PING\r\n'));
-      socket.once('data', data => {
-        socket.destroy();
-        resolve(data.toString().startsWith('+PONG'));
+    if (proc.exitCode !== null) throw new Error(`redis-server exited with code ${proc.exitCode} (port ${port} taken?). ${HOW_TO}`);
+    const pid = await new Promise<number | undefined>(resolve => {
+      let reply = '';
+      const socket = net.connect(port, '127.0.0.1', () => socket.write('INFO server\r\n'));
+      socket.on('data', data => {
+        reply += data.toString();
+        const found = /process_id:(\d+)\r\n/.exec(reply);
+        if (found || reply.startsWith('-')) {
+          socket.destroy();
+          resolve(found ? Number(found[1]) : undefined);
+        }
       });
-      socket.once('error', () => resolve(false));
+      socket.once('error', () => resolve(undefined));
+      socket.once('close', () => resolve(undefined));
     });
-    if (pong) return;
+    if (pid === proc.pid) return;
+    if (pid !== undefined) throw new Error(`port ${port} is answered by another redis-server (pid ${pid}), not the one started here (pid ${proc.pid})`);
   }
-  throw new Error(`redis-server did not answer PING on port ${port} within 10 s`);
+  throw new Error(`redis-server did not answer on port ${port} within 10 s`);
 }
 
 export interface RedisClusterHandle {
