@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { startEtcd, type EtcdHandle } from '../../harness/etcd.js';
 import { startRedis, type RedisHandle } from '../../harness/redis.js';
 import { createEtcdClient } from '../../lib/backends/etcd/etcd-client.js';
-import { LockService } from '../../lib/index.js';
+import { LockLostError, LockService } from '../../lib/index.js';
 import { RedisBackend } from '../../lib/backends/redis/index.js';
 import { holdAnnounced, holdsSoFar } from '../support/fault-helpers.js';
 import { LockWorker } from '../support/lock-worker.js';
@@ -239,4 +239,32 @@ describe('Redis failover (asynchronous replication)', () => {
       await Promise.all([primary.stop(), replica.stop()]);
     }
   }, 30_000);
+});
+
+describe('a holder removed while its subscription was down', () => {
+  it('force-unlocked while its subscribed connection reconnects (the message reaches nobody): it learns of the loss once back, not only at its release', async () => {
+    const redis = await startRedis();
+    const holder = new LockService({ backend: new RedisBackend({ url: redis.url }), prefix: PREFIX, ttl: 10 });
+    const operator = new LockService({ backend: new RedisBackend({ url: redis.url }), prefix: PREFIX });
+    const client = new Redis(redis.url);
+    try {
+      const held = await holder.acquire('order:1');
+      await operator.getLockInfo('order:1'); // connected: its force-unlock below takes one round trip
+      const told = new Promise<unknown>(resolve => held.signal.addEventListener('abort', () => resolve(held.signal.reason), { once: true }));
+      // every subscribed connection dropped; the force-unlock runs before the holder's resubscribes
+      expect(Number(await client.call('CLIENT', 'KILL', 'TYPE', 'pubsub'))).toBeGreaterThan(0);
+      expect(await operator.forceUnlock('order:1')).toHaveLength(1);
+      // its TTL is 10 s and it writes nothing more: only a look after the reconnect can tell it
+      const reason = await Promise.race([told, sleep(3_000).then(() => 'not told within 3 s')]);
+      expect(reason).toBeInstanceOf(LockLostError);
+      // a removal missed in a reconnect cannot be told apart from a deleted entry
+      expect((reason as LockLostError).reason).toBe('key-deleted');
+      expect(() => held.assertHeld()).toThrow(LockLostError);
+      await held.release();
+    } finally {
+      client.disconnect();
+      await Promise.all([holder.close(), operator.close()]);
+      await redis.stop();
+    }
+  });
 });

@@ -3,11 +3,12 @@ import type { Cluster, Redis } from 'ioredis';
 /**
  * The one subscription of a connection: each of its sessions' channels (`{turn: name}`: look
  * again; `{gone: member, forced}`: an entry of ours was removed) and, for the watch, the
- * namespace's events. Pub/sub delivers at most once: after a reconnect every waiter looks again.
+ * namespace's events. Pub/sub delivers at most once: after a reconnect every waiter looks again,
+ * and every holder looks whether its entry is still there (a removal may have gone unheard).
  */
 export class RedisChannels {
   private readonly turns = new Map<string, Set<() => void>>();
-  private readonly gone = new Map<string, (forced: boolean) => void>();
+  private readonly gone = new Map<string, { readonly onGone: (forced: boolean) => void; readonly isThere: () => Promise<boolean> }>();
   private readonly listeners = new Set<(message: string) => void>();
   private ready: Promise<unknown> = Promise.resolve();
 
@@ -16,8 +17,11 @@ export class RedisChannels {
     private readonly eventsChannel: string,
   ) {
     subscriber.on('message', (channel: string, message: string) => this.dispatch(channel, message));
-    // a reconnect may have lost messages: every waiter looks again
-    subscriber.on('ready', () => this.wakeAll());
+    // a reconnect may have lost messages: every waiter and every holder looks again
+    subscriber.on('ready', () => {
+      this.wakeAll();
+      this.checkHolders();
+    });
   }
 
   /** Subscribes to a session's channel; resolves once Redis confirmed, so nothing sent after is missed. */
@@ -63,10 +67,14 @@ export class RedisChannels {
     };
   }
 
-  /** Calls `onGone` once if the entry `member` is removed by someone else; returns a function that stops it. */
-  onGone(member: string, onGone: (forced: boolean) => void): () => void {
-    this.gone.set(member, onGone);
-    return () => this.gone.delete(member);
+  /**
+   * Calls `onGone` once if the entry `member` is removed by someone else: `forced` when told so;
+   * false when, after a reconnect, `isThere` finds it gone. Returns a function that stops it.
+   */
+  onGone(member: string, onGone: (forced: boolean) => void, isThere: () => Promise<boolean>): () => void {
+    const watcher = { onGone, isThere };
+    this.gone.set(member, watcher);
+    return () => this.gone.get(member) === watcher && this.gone.delete(member);
   }
 
   /** Every holder change of the namespace, as published; returns a function that stops it. */
@@ -87,11 +95,32 @@ export class RedisChannels {
     if (channel === this.eventsChannel) return this.listeners.forEach(listener => listener(message));
     const { turn, member, gone, forced } = JSON.parse(message) as { turn?: string; member?: string; gone?: string; forced?: boolean };
     if (turn !== undefined) for (const wake of [...(this.turns.get(member === undefined ? turn : `${turn}\u0000${member}`) ?? [])]) wake();
-    if (gone !== undefined) {
-      const onGone = this.gone.get(gone);
-      this.gone.delete(gone);
-      onGone?.(forced === true);
-    }
+    if (gone !== undefined) this.ended(gone, forced === true);
+  }
+
+  private ended(member: string, forced: boolean): void {
+    const watcher = this.gone.get(member);
+    this.gone.delete(member);
+    watcher?.onGone(forced);
+  }
+
+  /**
+   * After a reconnect: each holder whose entry is gone is told so. A PING first: it is answered
+   * after the resubscribe ioredis sends on 'ready', so a removal after the look is heard.
+   */
+  private checkHolders(): void {
+    if (this.gone.size === 0) return;
+    void this.subscriber.ping().then(
+      () => {
+        for (const [member, watcher] of [...this.gone]) {
+          void watcher.isThere().then(
+            there => !there && this.gone.get(member) === watcher && this.ended(member, false),
+            () => undefined, // Redis away again: the next 'ready' looks again
+          );
+        }
+      },
+      () => undefined,
+    );
   }
 
   private wakeAll(): void {

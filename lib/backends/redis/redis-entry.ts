@@ -79,7 +79,7 @@ export class RedisEntry implements QueueEntry {
   wroteNothing(): void {}
 
   watchHolder(onGone: (forced: boolean) => void, delayMs: number): { stop(): void } {
-    const stop = this.channels.onGone(this.member, onGone);
+    const stop = this.channels.onGone(this.member, onGone, async () => Number(((await this.script(PLACE, this.member)) as [number])[0]) !== -1);
     // a holder that waited records when it got the lock, later: no write on the handoff's path
     const timer = this.waited
       ? setTimeout(() => {
