@@ -52,7 +52,7 @@ export async function startRedis(options: RedisOptions = {}): Promise<RedisHandl
     const child = spawn(bin, args, { stdio: 'ignore' });
     proc = child;
     exited = new Promise<void>(resolve => child.once('exit', () => resolve()));
-    await untilPong(port, child);
+    await untilOursAnswers(port, child);
   };
   await launch();
   process.once('exit', () => {
@@ -94,7 +94,7 @@ function executable(file: string): boolean {
  * asks for the server's process id: files run side by side, and a port freed by a killed Redis
  * may be taken by another file's server, whose answer must not pass for ours.
  */
-async function untilPong(port: number, proc: ChildProcess): Promise<void> {
+async function untilOursAnswers(port: number, proc: ChildProcess): Promise<void> {
   for (const end = Date.now() + 10_000; Date.now() < end; await new Promise(resolve => setTimeout(resolve, 50))) {
     if (proc.exitCode !== null) throw new Error(`redis-server exited with code ${proc.exitCode} (port ${port} taken?). ${HOW_TO}`);
     const pid = await new Promise<number | undefined>(resolve => {
@@ -144,7 +144,7 @@ export async function startRedisCluster(masters = 3): Promise<RedisClusterHandle
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    await Promise.all(ports.map((port, i) => untilPong(port, procs[i])));
+    await Promise.all(ports.map((port, i) => untilOursAnswers(port, procs[i])));
     await new Promise<void>((resolve, reject) => {
       const create = spawn(cli, ['--cluster', 'create', ...ports.map(port => `127.0.0.1:${port}`), '--cluster-replicas', '0', '--cluster-yes'], { stdio: 'ignore' });
       create.once('exit', code => (code === 0 ? resolve() : reject(new Error(`redis-cli --cluster create exited with ${code}`))));

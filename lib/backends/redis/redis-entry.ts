@@ -48,7 +48,7 @@ export class RedisEntry implements QueueEntry {
   async waitForTurn(signal: AbortSignal): Promise<void> {
     for (;;) {
       const turn = this.channels.turn(this.name, this.member, signal); // armed before we look
-      const [state, holderTtl] = (await untilRedisAnswers(signal, () => this.script(PLACE, this.member))) as [number, number?];
+      const [state, holderTtl] = await untilRedisAnswers(signal, () => this.place());
       if (state === -1) throw new EntryGoneError();
       if (state === 1) break;
       await turn.wait(lookAgainAfter(holderTtl, this.session.ttl));
@@ -79,7 +79,7 @@ export class RedisEntry implements QueueEntry {
   wroteNothing(): void {}
 
   watchHolder(onGone: (forced: boolean) => void, delayMs: number): { stop(): void } {
-    const stop = this.channels.onGone(this.member, onGone, async () => Number(((await this.script(PLACE, this.member)) as [number])[0]) !== -1);
+    const stop = this.channels.onGone(this.member, onGone, async () => (await this.place())[0] !== -1);
     // a holder that waited records when it got the lock, later: no write on the handoff's path
     const timer = this.waited
       ? setTimeout(() => {
@@ -105,6 +105,11 @@ export class RedisEntry implements QueueEntry {
   /** @internal used by RedisTimedHold */
   ownLease(lease: string, ttlMs: number, renew: boolean): Promise<unknown> {
     return this.script(OWN_LEASE, this.member, lease, ttlMs, renew ? '1' : '0');
+  }
+
+  /** Where the entry stands: [-1] gone, [1] holds, [0, the holder's TTL left] waits. */
+  private async place(): Promise<[number, number?]> {
+    return (await this.script(PLACE, this.member)) as [number, number?];
   }
 
   private async leaveRoom(): Promise<void> {
